@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+  name: "swift-sysv-ipc",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "SysVIPC", targets: ["SysVIPC"]),
+    .executable(name: "sysvipc", targets: ["sysvipc"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    // The C calls Swift cannot make by itself: the variadic semctl, semtimedop (hidden without
+    // _GNU_SOURCE), and the kernel's control structures flattened into fixed layouts.
+    .target(
+      name: "CSysVIPC",
+      cSettings: [.define("_GNU_SOURCE")]
+    ),
+    .target(
+      name: "SysVIPC",
+      dependencies: [
+        "CSysVIPC",
+        .product(name: "SystemPackage", package: "swift-system"),
+      ]
+    ),
+    // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ...
+    .executableTarget(
+      name: "sysvipc",
+      dependencies: [
+        "SysVIPC",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    // The second process of the multi-process tests: the tests launch it, it never forks.
+    .executableTarget(
+      name: "SysVIPCTestHelper",
+      dependencies: ["SysVIPC"]
+    ),
+    .testTarget(
+      name: "SysVIPCTests",
+      dependencies: ["SysVIPC", "SysVIPCTestHelper"]
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,149 @@
+import CSysVIPC
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// An error from a System V IPC operation.
+///
+/// Every throwing API of this package throws `IPCError`. ``kind`` says what went wrong in terms a
+/// caller can act on (the object is gone, access was denied, the call would have blocked); ``errno``
+/// carries the operating system's error when there was one; ``message`` names the operation and
+/// the object, for example `semop on semaphore 3: removed while waiting`.
+///
+/// The mapping from `errno` to ``Kind`` is the same for every object kind; the DocC article
+/// "Errors" lists it.
+public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// The kinds of failure, after Python `sysv_ipc`'s exception classes.
+  public enum Kind: Hashable, Sendable, CustomStringConvertible {
+    /// The object does not exist, no longer exists, or already exists
+    /// (`ENOENT`, `EIDRM`, `EEXIST`; `EINVAL` for an id that names no object).
+    /// Python: `ExistentialError`.
+    case existential
+    /// The object's permissions or the caller's privileges forbid the operation
+    /// (`EACCES`, `EPERM`). Python: `PermissionsError`.
+    case permissions
+    /// The operation would have had to wait and was not allowed to, or its timeout expired
+    /// (`EAGAIN`, `ENOMSG`). Python: `BusyError`.
+    case busy
+    /// Shared memory was accessed while not attached. Python: `NotAttachedError`.
+    case notAttached
+    /// An argument was refused before any system call, or the kernel refused it (`EINVAL`).
+    /// Python: `ValueError` / `TypeError`.
+    case invalidArgument
+    /// A value does not fit: a semaphore value or delta out of range (`ERANGE`), a message
+    /// larger than a buffer or a limit (`E2BIG`).
+    case outOfRange
+    /// Any other error from the operating system; ``IPCError/errno`` says which.
+    case system
+    /// A defect in this package. Please report it.
+    case `internal`
+
+    public var description: String {
+      switch self {
+      case .existential: "existential"
+      case .permissions: "permissions"
+      case .busy: "busy"
+      case .notAttached: "notAttached"
+      case .invalidArgument: "invalidArgument"
+      case .outOfRange: "outOfRange"
+      case .system: "system"
+      case .internal: "internal"
+      }
+    }
+  }
+
+  /// What went wrong.
+  public let kind: Kind
+  /// The operating system's error, when the failure came from a system call.
+  public let errno: Errno?
+  /// A message naming the operation and the object.
+  public let message: String
+
+  /// Creates an error. Library users rarely need this; it is public so that code built on this
+  /// package can report failures the same way.
+  public init(_ kind: Kind, _ message: String, errno: Errno? = nil) {
+    self.kind = kind
+    self.message = message
+    self.errno = errno
+  }
+
+  public var description: String {
+    if let errno { return "\(message) [\(errno)]" }
+    return message
+  }
+}
+
+// MARK: - The errno mapping
+
+/// What a failing call was doing, for the error message: "semop on semaphore 3".
+///
+/// Built on every call, so it holds no `String`: nothing is allocated until an error is made.
+struct IPCOperation: Sendable {
+  /// The C call, such as `semop`.
+  var call: StaticString
+  var object: IPCObjectKind
+  /// The object's id once it exists; `nil` for the *get calls.
+  var id: Int32?
+  /// The key, for the *get calls.
+  var key: IPCKey?
+
+  init(_ call: StaticString, _ object: IPCObjectKind, id: Int32) {
+    self.call = call
+    self.object = object
+    self.id = id
+  }
+
+  init(_ call: StaticString, _ object: IPCObjectKind, key: IPCKey) {
+    self.call = call
+    self.object = object
+    self.key = key
+  }
+
+  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a".
+  var subject: String {
+    if let id { return "\(call) on \(object.name) \(id)" }
+    if let key { return "\(call) on \(object.name) with key \(key)" }
+    return "\(call) on \(object.name)"
+  }
+}
+
+extension IPCError {
+  /// An error about an argument, refused before any system call.
+  static func invalid(_ message: String) -> IPCError { IPCError(.invalidArgument, message) }
+
+  /// An error for a value out of range, refused before any system call.
+  static func outOfRange(_ message: String) -> IPCError { IPCError(.outOfRange, message) }
+
+  /// The one errno-to-`IPCError` mapping, shared by every call of every object kind.
+  static func system(_ errno: Errno, _ op: IPCOperation) -> IPCError {
+    let (kind, reason): (Kind, String)
+    switch errno.rawValue {
+    case EEXIST: (kind, reason) = (.existential, "already exists")
+    case ENOENT: (kind, reason) = (.existential, "does not exist")
+    case EIDRM:
+      (kind, reason) = (.existential, "removed while waiting")
+    case EACCES: (kind, reason) = (.permissions, "permission denied")
+    case EPERM: (kind, reason) = (.permissions, "operation not permitted")
+    case EAGAIN: (kind, reason) = (.busy, "would block")
+    case ENOMSG: (kind, reason) = (.busy, "no message of the requested type")
+    case ERANGE: (kind, reason) = (.outOfRange, "value out of range")
+    case E2BIG: (kind, reason) = (.outOfRange, "message too big")
+    case EINVAL:
+      // For a call on an id, EINVAL usually means the id names no object (it was removed);
+      // one IPC_STAT tells that apart from an argument the kernel refused.
+      if let id = op.id, !op.object.exists(id: id) {
+        (kind, reason) = (.existential, "does not exist (removed?)")
+      } else {
+        (kind, reason) = (.invalidArgument, "invalid argument")
+      }
+    case ENOSPC: (kind, reason) = (.system, "system limit on objects reached")
+    case ENOMEM: (kind, reason) = (.system, "not enough memory")
+    default: (kind, reason) = (.system, "failed")
+    }
+    return IPCError(kind, "\(op.subject): \(reason)", errno: errno)
+  }
+}

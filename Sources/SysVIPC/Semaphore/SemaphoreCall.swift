@@ -1,0 +1,109 @@
+import CSysVIPC
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The semop path shared by ``Semaphore`` and ``SemaphoreSet``: argument checks, timeouts,
+/// EINTR, and the "busy" message.
+enum SemaphoreCall {
+  /// The largest magnitude of one operation: `sembuf.sem_op` is a C `short`.
+  static let maxDelta = Int(Int16.max)
+
+  /// Checks a delta (Python takes its magnitude) and returns it as a `short`.
+  @inline(__always)
+  static func magnitude(_ delta: Int, _ call: StaticString) throws(IPCError) -> Int16 {
+    let magnitude = delta.magnitude
+    guard magnitude >= 1, magnitude <= UInt(maxDelta) else {
+      throw .outOfRange("\(call): delta \(delta) is outside 1...\(maxDelta)")
+    }
+    return Int16(magnitude)
+  }
+
+  /// The `sem_flg` bits for the local `block` and `undo` settings.
+  @inline(__always)
+  static func flags(block: Bool, undo: Bool) -> Int16 {
+    Int16((block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0))
+  }
+
+  /// Performs `ops` atomically (`semop`, or `semtimedop` for a timeout).
+  ///
+  /// - Parameters:
+  ///   - timeout: `nil` waits as the operations' flags say; `0` never waits; a positive timeout
+  ///     waits at most that long, measured on the monotonic clock across signal interruptions.
+  @inline(__always)
+  static func perform(
+    id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>, timeoutNanoseconds: Int64?,
+    call: StaticString
+  ) throws(IPCError) {
+    let op = IPCOperation(call, .semaphore, id: id)
+    do {
+      guard let timeout = timeoutNanoseconds else {
+        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        return
+      }
+      if timeout == 0 {
+        for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
+        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        return
+      }
+      let deadline = Deadline(afterNanoseconds: timeout)
+      if csysvipc_has_semtimedop() != 0 {
+        _ = try retryingInterrupts(op, deadline: deadline) { remaining in
+          csysvipc_semop(id, ops.baseAddress, ops.count, remaining)
+        }
+      } else {
+        try pollUntil(deadline, id: id, ops, op)
+      }
+    } catch let error where error.kind == .busy && timeoutNanoseconds.map({ $0 > 0 }) == true {
+      let seconds = Double(timeoutNanoseconds!) / 1e9
+      throw IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: error.errno)
+    }
+  }
+
+  /// Without semtimedop (macOS): try without waiting, sleeping in growing steps of at most
+  /// 5 ms, until the deadline. The wait never exceeds the deadline by more than one step.
+  private static func pollUntil(
+    _ deadline: Deadline, id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>,
+    _ op: IPCOperation
+  ) throws(IPCError) {
+    for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
+    var step: Int64 = 50_000
+    while true {
+      do {
+        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        return
+      } catch let error where error.kind == .busy {
+        let remaining = deadline.remainingNanoseconds
+        if remaining == 0 { throw error }
+        sleepNanoseconds(min(step, remaining))
+        step = min(step * 2, 5_000_000)
+      }
+    }
+  }
+
+  /// A `semctl` command that returns a non-negative number (GETVAL, GETPID, GETNCNT, GETZCNT).
+  static func control(
+    _ call: StaticString, id: Int32, _ body: () -> Int32
+  ) throws(IPCError) -> Int32 {
+    try retryingInterrupts(IPCOperation(call, .semaphore, id: id)) { _ in body() }
+  }
+
+  /// The kernel's largest semaphore value (`SEMVMX`), read once.
+  static let maxValue: Int = {
+    var limits = csysvipc_limits()
+    if csysvipc_limits_read(&limits) == 0, limits.semvmx > 0 { return Int(limits.semvmx) }
+    return 32767
+  }()
+
+  /// Checks a value for SETVAL / SETALL.
+  static func checkedValue(_ value: Int, _ call: StaticString) throws(IPCError) -> Int32 {
+    guard (0...maxValue).contains(value) else {
+      throw .outOfRange("\(call): value \(value) is outside 0...\(maxValue)")
+    }
+    return Int32(value)
+  }
+}

@@ -1,0 +1,1 @@
+print("sysvipc: not yet")
