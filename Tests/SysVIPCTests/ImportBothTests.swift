@@ -2,9 +2,10 @@
 // `UnsafeMutablePointer<sem_t>`. This file imports both, as a user's file would, and shows the
 // two remedies compile: a scoped import, and the module-qualified name.
 import Foundation
-import struct SysVIPC.Semaphore
 import SysVIPC
 import Testing
+
+import struct SysVIPC.Semaphore
 
 @Suite("Semaphore: importing Foundation too")
 struct ImportBothTests {

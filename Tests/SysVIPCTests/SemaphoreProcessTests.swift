@@ -28,7 +28,7 @@ struct SemaphoreProcessTests {
     let zeroWaiter = try HelperProcess(["sem-zero", "\(semaphore.id)"])
     try await waitUntil("one waits for zero") { try semaphore.waitingForZero == 1 }
     #expect(try semaphore.waitingForNonzero == 0)
-    try semaphore.acquire()
+    try await semaphore.acquire()
     #expect(try await zeroWaiter.outcome().ok)
     #expect(try semaphore.waitingForZero == 0)
 
@@ -94,7 +94,9 @@ struct SemaphoreProcessTests {
   @Test func aTimedWaitKeepsItsDeadlineThroughSignals() async throws {
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
-    let helper = try HelperProcess(["--sigusr1", "sem-acquire", "\(semaphore.id)", "--timeout", "2"])
+    let helper = try HelperProcess([
+      "--sigusr1", "sem-acquire", "\(semaphore.id)", "--timeout", "2",
+    ])
     try await waitUntil("the helper waits") { try semaphore.waitingForNonzero == 1 }
     // Interrupt it for 1.8 s: a wait that restarted its timeout after each signal would end
     // 2 s after the last one, near 3.8 s.

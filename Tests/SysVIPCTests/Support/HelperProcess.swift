@@ -17,7 +17,8 @@ final class HelperProcess: Sendable {
 
   /// The helper executable, built beside the test bundle.
   static let executable: String = {
-    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    let me =
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
       ?? CommandLine.arguments[0]
     var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
     // On Linux the tests run from `.build/<triple>/debug/<name>.xctest`; the helper is beside it.
@@ -132,8 +133,7 @@ final class HelperProcess: Sendable {
   }
 
   /// Runs the helper to its end.
-  static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Outcome
-  {
+  static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Outcome {
     try await HelperProcess(arguments).outcome(timeout: timeout)
   }
 }
@@ -189,7 +189,8 @@ func expectIPCError<T>(
 ) -> IPCError? {
   do {
     _ = try body()
-    Issue.record("expected IPCError.\(kind), but the call succeeded", sourceLocation: sourceLocation)
+    Issue.record(
+      "expected IPCError.\(kind), but the call succeeded", sourceLocation: sourceLocation)
     return nil
   } catch let error as IPCError {
     #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
