@@ -1,0 +1,88 @@
+// alloc-count: heap allocations per operation on the library's hot paths, counted by the
+// interposed malloc family of CAllocCounter. Prints one line per path:
+// `path=… ops=… allocations=… per_op=… target=… result=ok|MISS`; exits 1 on a miss.
+import CAllocCounter
+import SysVIPC
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+nonisolated(unsafe) var failures = 0
+
+/// Writes to standard error (Swift 6 refuses the C global `stderr`).
+func printError(_ message: String) {
+  var message = message + "\n"
+  message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Runs `body` (one operation per call) `ops` times after a warm-up, and reports the
+/// allocations made meanwhile by anyone in the process divided by `ops`. `target` nil: reported
+/// only, not a hot path.
+func measure(
+  _ path: String, ops: Int = 10_000, target: Int? = 0, _ body: () throws -> Void
+) rethrows {
+  for _ in 0..<100 { try body() }
+  let before = alloc_counter_read()
+  for _ in 0..<ops { try body() }
+  let after = alloc_counter_read()
+  let count =
+    (after.allocations - before.allocations) + (after.reallocations - before.reallocations)
+  let perOp = Double(count) / Double(ops)
+  var line = "path=\(path) ops=\(ops) allocations=\(count) per_op=\(perOp)"
+  if let target {
+    let ok = perOp <= Double(target)
+    if !ok { failures += 1 }
+    line += " target=\(target) result=\(ok ? "ok" : "MISS")"
+  } else {
+    line += " target=none"
+  }
+  print(line)
+}
+
+var cleanup: [() -> Void] = []
+defer { for action in cleanup.reversed() { action() } }
+
+do {
+  guard alloc_counter_active() != 0 else {
+    printError("alloc-count: the interposed malloc is not in use; counts would be wrong")
+    exit(2)
+  }
+  // The counter must see Swift's allocations, or every 0 below means nothing.
+  var keep = 0
+  measure("sanity_array", target: nil) {
+    let array = [Int](repeating: keep, count: 64)
+    keep &+= array.count
+  }
+
+  let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive, initialValue: 1)
+  cleanup.append { try? semaphore.remove() }
+  try measure("semaphore_acquire_release") {
+    try semaphore.acquire()
+    try semaphore.release()
+  }
+  try measure("semaphore_acquire_timeout_release") {
+    try semaphore.acquire(timeout: .seconds(1))
+    try semaphore.release()
+  }
+  try measure("semaphore_withAcquired") {
+    try semaphore.withAcquired {}
+  }
+  try measure("semaphore_status", target: nil) { _ = try semaphore.status() }
+
+  let set = try SemaphoreSet(key: nil, count: 2, flags: .createExclusive)
+  cleanup.append { try? set.remove() }
+  try set.setValues([1, 0])
+  let move: [SemaphoreSet.Operation] = [.init(index: 0, delta: -1), .init(index: 1, delta: 1)]
+  let back: [SemaphoreSet.Operation] = [.init(index: 0, delta: 1), .init(index: 1, delta: -1)]
+  try measure("semaphoreset_apply_pair") {
+    try set.apply(move)
+    try set.apply(back)
+  }
+} catch {
+  printError("alloc-count: \(error)")
+  failures += 1
+}
+for action in cleanup.reversed() { action() }
+cleanup = []
+exit(failures == 0 ? 0 : 1)
