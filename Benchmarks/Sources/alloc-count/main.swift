@@ -79,6 +79,35 @@ do {
     try set.apply(move)
     try set.apply(back)
   }
+
+  let memory = try SharedMemory(key: nil, flags: .createExclusive, size: 4096)
+  cleanup.append { try? memory.remove() }
+  let source = [UInt8](repeating: 7, count: 4096)
+  var destination = [UInt8](repeating: 0, count: 4096)
+  try source.withUnsafeBytes { source in
+    try measure("shm_zerocopy_write_withUnsafeMutableBytes") {
+      try memory.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+    }
+  }
+  try destination.withUnsafeMutableBytes { destination in
+    try measure("shm_zerocopy_read_withUnsafeBytes") {
+      try memory.withUnsafeBytes { destination.copyMemory(from: $0) }
+    }
+  }
+  try measure("shm_zerocopy_withBytes_RawSpan") {
+    keep &+= Int(try memory.withBytes { $0.unsafeLoad(fromByteOffset: 100, as: UInt8.self) })
+  }
+  try measure("shm_zerocopy_withMutableBytes_MutableRawSpan") {
+    try memory.withMutableBytes { $0.storeBytes(of: 1, toByteOffset: 100, as: UInt8.self) }
+  }
+  try measure("shm_copy_write_array") { try memory.write(source) }
+  try source.withUnsafeBytes { source in
+    try measure("shm_copy_write_UnsafeRawBufferPointer") { try memory.write(source) }
+  }
+  // Returns a new array: one allocation is the API's shape (no read-into-buffer form exists).
+  try measure("shm_copy_read_array", target: 1) { keep &+= Int(try memory.read(count: 4096)[0]) }
+  try measure("shm_status", target: nil) { keep &+= try memory.status().numberAttached }
+  if keep == 42 { print("") }  // keeps `keep` alive
 } catch {
   printError("alloc-count: \(error)")
   failures += 1

@@ -32,5 +32,6 @@ private func statSemaphore(_ n: Int) throws -> Int64 {
 }
 
 let statKinds: [(String, @Sendable (Int) throws -> Int64)] = [
-  ("sem", statSemaphore)
+  ("sem", statSemaphore),
+  ("shm", statSharedMemory),
 ]

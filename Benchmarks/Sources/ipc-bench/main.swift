@@ -8,11 +8,15 @@
 let scenarios: [(String, (Options) throws -> Void)] = [
   ("sem_uncontended", semUncontended),
   ("sem_pingpong", semPingPong),
+  ("shm_write", shmWrite),
+  ("shm_read", shmRead),
+  ("shm_counter", shmCounter),
   ("stat", stat),
 ]
 
 let childRoles: [(String, (ChildArguments) throws -> Void)] = [
-  ("sem_pingpong", semPingPongChild)
+  ("sem_pingpong", semPingPongChild),
+  ("shm_counter", shmCounterChild),
 ]
 
 let usage = """
