@@ -13,6 +13,8 @@ import SysVIPC
 ///                                           sums != TOTAL and the distinct states seen
 /// race-open-or-create KEY GATE_ID VALUE     wait for the gate to reach zero, then openOrCreate and
 ///                                           take one unit
+/// async-cancel-acquire ID                  await an acquire in a task, cancel it once it waits,
+///                                           print how long the task took to end (ms)
 /// create-default KIND                       with umask 0, create with the default mode; print it
 /// create-open KIND MODE                     create with MODE at a random key; print key and id
 /// ns-exhaust KIND LIMIT                     in a private IPC namespace: lower the kind's object
@@ -52,6 +54,11 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
     report("created", created ? "yes" : "no")
     report("seen", String(try semaphore.value >= 0))
     try semaphore.acquire(timeout: .seconds(30))
+  case "async-cancel-acquire":
+    let semaphore = try Semaphore(id: args.int32("id"))
+    try measureCancellation(waiters: { try semaphore.waitingForNonzero }) {
+      try await semaphore.acquire()
+    }
   case "create-default":
     umask(0)
     let object = try createObject(kind: args.next("kind"), mode: nil)
