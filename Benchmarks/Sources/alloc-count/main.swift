@@ -107,6 +107,31 @@ do {
   // Returns a new array: one allocation is the API's shape (no read-into-buffer form exists).
   try measure("shm_copy_read_array", target: 1) { keep &+= Int(try memory.read(count: 4096)[0]) }
   try measure("shm_status", target: nil) { keep &+= try memory.status().numberAttached }
+
+  let queue = try MessageQueue(key: nil, flags: .createExclusive, maxMessageSize: 8192)
+  cleanup.append { try? queue.remove() }
+  let inbox = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+  defer { inbox.deallocate() }
+  for size in [8, 64, 1024, 8192] {
+    let message = [UInt8](repeating: 1, count: size)
+    try message.withUnsafeBytes { message in
+      // One op: a send from a buffer, then a receive(into:) of it (one process, no waiting).
+      try measure("mq_send_UnsafeRawBufferPointer+receive_into size=\(size)") {
+        try queue.send(message)
+        keep &+= try queue.receive(into: inbox).count
+      }
+    }
+    try measure("mq_send_array+receive_into size=\(size)") {
+      try queue.send(message)
+      keep &+= try queue.receive(into: inbox).count
+    }
+    // Returns a new array: one allocation is the API's shape.
+    try measure("mq_send_array+receive_array size=\(size)", target: 1) {
+      try queue.send(message)
+      keep &+= try queue.receive().message.count
+    }
+  }
+  try measure("mq_status", target: nil) { keep &+= try queue.status().currentMessages }
   if keep == 42 { print("") }  // keeps `keep` alive
 } catch {
   printError("alloc-count: \(error)")

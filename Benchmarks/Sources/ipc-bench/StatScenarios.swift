@@ -34,4 +34,5 @@ private func statSemaphore(_ n: Int) throws -> Int64 {
 let statKinds: [(String, @Sendable (Int) throws -> Int64)] = [
   ("sem", statSemaphore),
   ("shm", statSharedMemory),
+  ("mq", statMessageQueue),
 ]

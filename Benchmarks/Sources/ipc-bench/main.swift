@@ -8,6 +8,9 @@
 let scenarios: [(String, (Options) throws -> Void)] = [
   ("sem_uncontended", semUncontended),
   ("sem_pingpong", semPingPong),
+  ("mq_throughput", mqThroughput),
+  ("mq_pingpong", mqPingPong),
+  ("mq_local", mqLocal),
   ("shm_write", shmWrite),
   ("shm_read", shmRead),
   ("shm_counter", shmCounter),
@@ -16,6 +19,8 @@ let scenarios: [(String, (Options) throws -> Void)] = [
 
 let childRoles: [(String, (ChildArguments) throws -> Void)] = [
   ("sem_pingpong", semPingPongChild),
+  ("mq_throughput", mqThroughputChild),
+  ("mq_pingpong", mqPingPongChild),
   ("shm_counter", shmCounterChild),
 ]
 
