@@ -3,7 +3,7 @@
 // Build: cc -O2 -o ipc-bench-c ipc-bench.c -lpthread   (run.py does it)
 //
 //   ipc-bench-c SCENARIO [--iterations N] [--pin same|split|none] [--size BYTES]
-//                        [--api copy|zerocopy] [--kind sem|shm|mq|all] [--timeout SECONDS]
+//                        [--api copy|zerocopy|alloc] [--kind sem|shm|mq|all] [--timeout SECONDS]
 //
 // Two-process scenarios re-execute this binary (posix_spawn of /proc/self/exe with
 // `--child ROLE key=value...`). Every object is created with IPC_PRIVATE, its id passed to the
@@ -487,6 +487,8 @@ static long shm_default_iterations(long size) {
 
 // shm_write / shm_read: `size` bytes between a private buffer and the segment per op; in C both
 // APIs are memcpy (the reference the Swift copying and zero-copy forms are held to).
+// shm_read --api alloc: what a read that returns a new buffer costs in C (malloc, memcpy, free
+// per op), the reference for Swift's read(count:offset:) -> [UInt8].
 static void shm_copy(struct options *o, int write) {
   long size = o->size ? o->size : 4096;
   long n = o->iterations ? o->iterations : shm_default_iterations(size);
@@ -503,11 +505,26 @@ static void shm_copy(struct options *o, int write) {
     else memcpy(buffer, segment, (size_t)size);
     __asm__ volatile("" ::: "memory");
   }
+  int alloc = strcmp(o->api, "alloc") == 0;
+  if (alloc && write) fail("--api alloc is for shm_read");
   int64_t start = now_ns();
-  for (long i = 0; i < n; i++) {
-    if (write) memcpy(segment, buffer, (size_t)size);
-    else memcpy(buffer, segment, (size_t)size);
-    __asm__ volatile("" ::: "memory");
+  if (alloc) {
+    long sink = 0;
+    for (long i = 0; i < n; i++) {
+      unsigned char *fresh = malloc((size_t)size);
+      if (!fresh) fail("malloc");
+      memcpy(fresh, segment, (size_t)size);
+      __asm__ volatile("" ::"r"(fresh) : "memory");
+      sink += fresh[size - 1];
+      free(fresh);
+    }
+    buffer[size - 1] = (unsigned char)(sink / n);
+  } else {
+    for (long i = 0; i < n; i++) {
+      if (write) memcpy(segment, buffer, (size_t)size);
+      else memcpy(buffer, segment, (size_t)size);
+      __asm__ volatile("" ::: "memory");
+    }
   }
   int64_t elapsed = now_ns() - start;
   if (write ? ((unsigned char *)segment)[size - 1] != 'b' : buffer[size - 1] != 's')
@@ -702,7 +719,8 @@ int main(int argc, char **argv) {
       o.size = strtol(value, &end, 10);
       if (*end || o.size <= 0) fail("bad --size %s", value);
     } else if (strcmp(flag, "--api") == 0) {
-      if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0) fail("bad --api %s", value);
+      if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0)
+        fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {
       o.kind = value;

@@ -11,7 +11,9 @@ func shmDefaultIterations(_ size: Int) -> Int {
 
 /// `size` bytes between a private buffer and the segment per op: through the copying API
 /// (`write(_:offset:)`, `read(count:offset:)`, which returns a new array) or the zero-copy API
-/// (`withUnsafeMutableBytes` / `withUnsafeBytes` around one copy).
+/// (`withUnsafeMutableBytes` / `withUnsafeBytes` around one copy). `--api alloc` (shm_read
+/// only) runs the copying read too: its line pairs with C's malloc + memcpy + free per read,
+/// the same work as returning a new buffer, where `--api copy` pairs with a plain memcpy.
 func shmCopy(_ options: Options, write: Bool) throws {
   let size = options.size ?? 4096
   let n = options.iterations ?? shmDefaultIterations(size)
@@ -22,6 +24,7 @@ func shmCopy(_ options: Options, write: Bool) throws {
   atCleanup { try? SharedMemory.remove(id: memory.id) }
   var buffer = [UInt8](repeating: UInt8(ascii: "b"), count: size)
   let zeroCopy = options.api == "zerocopy"
+  if write && options.api == "alloc" { throw BenchFailure("--api alloc is for shm_read") }
 
   var elapsed: Int64 = 0
   var sink = 0
