@@ -16,7 +16,6 @@ import SysVIPC
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 
-
 while let first = arguments.first, first.hasPrefix("--") {
   arguments.removeFirst()
   switch first {

@@ -177,7 +177,7 @@ struct SemaphoreTests {
   @Test func waitForZero() async throws {
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
-    try semaphore.waitForZero()
+    try await semaphore.waitForZero()
     try semaphore.Z(timeout: .zero)
     try semaphore.release()
     expectIPCError(.busy) { try semaphore.waitForZero(timeout: .zero) }

@@ -60,7 +60,8 @@ extension IPCObjectKind {
     let modeBits = try mode.validated(call)
     let extra = flags.subtracting(.createExclusive)
     guard extraFlags.isSuperset(of: extra) else {
-      throw .invalid("\(call): flags 0x\(String(extra.rawValue, radix: 16)) do not apply to \(name)")
+      throw .invalid(
+        "\(call): flags 0x\(String(extra.rawValue, radix: 16)) do not apply to \(name)")
     }
     if flags.contains(.exclusive) && !flags.contains(.create) {
       throw .invalid("\(call): .exclusive needs .create (use .createExclusive)")

@@ -55,7 +55,8 @@ struct Deadline: Sendable {
 /// Checks a timeout and converts it to nanoseconds (saturating at about 292 years).
 ///
 /// `nil` means wait forever and stays `nil`; a negative duration is refused.
-func timeoutNanoseconds(_ timeout: Duration?, _ operation: StaticString) throws(IPCError) -> Int64? {
+func timeoutNanoseconds(_ timeout: Duration?, _ operation: StaticString) throws(IPCError) -> Int64?
+{
   guard let timeout else { return nil }
   let (seconds, attoseconds) = timeout.components
   guard seconds >= 0, attoseconds >= 0 else {

@@ -17,7 +17,8 @@ final class HelperProcess: Sendable {
 
   /// The helper executable, built beside the test bundle.
   static let executable: String = {
-    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    let me =
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
       ?? CommandLine.arguments[0]
     var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
     // On Linux the tests run from `.build/<triple>/debug/<name>.xctest`; the helper is beside it.
@@ -41,10 +42,22 @@ final class HelperProcess: Sendable {
     posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    // A clean signal state: the test runner's threads may block or ignore signals, and a spawned
+    // process inherits both.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     let argv = ([Self.executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child: pid_t = 0
-    let rc = posix_spawn(&child, Self.executable, &actions, nil, argv, environ)
+    let rc = posix_spawn(&child, Self.executable, &actions, &attributes, argv, environ)
     guard rc == 0 else {
       throw IPCError(.system, "posix_spawn \(Self.executable) failed: \(rc)")
     }
@@ -120,8 +133,7 @@ final class HelperProcess: Sendable {
   }
 
   /// Runs the helper to its end.
-  static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Outcome
-  {
+  static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Outcome {
     try await HelperProcess(arguments).outcome(timeout: timeout)
   }
 }
@@ -177,7 +189,8 @@ func expectIPCError<T>(
 ) -> IPCError? {
   do {
     _ = try body()
-    Issue.record("expected IPCError.\(kind), but the call succeeded", sourceLocation: sourceLocation)
+    Issue.record(
+      "expected IPCError.\(kind), but the call succeeded", sourceLocation: sourceLocation)
     return nil
   } catch let error as IPCError {
     #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
