@@ -39,6 +39,15 @@ let package = Package(
       name: "SysVIPCTestHelper",
       dependencies: ["SysVIPC"]
     ),
+    // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
+    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals).
+    .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
+    .executableTarget(
+      name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
+    .executableTarget(
+      name: "ftok_experiment", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
       dependencies: ["SysVIPC", "SysVIPCTestHelper"]
