@@ -13,6 +13,12 @@ import SysVIPC
 ///                                           sums != TOTAL and the distinct states seen
 /// race-open-or-create KEY GATE_ID VALUE     wait for the gate to reach zero, then openOrCreate and
 ///                                           take one unit
+/// async-cancel-acquire ID                  await an acquire in a task, cancel it once it waits,
+///                                           print how long the task took to end (ms)
+/// create-default KIND                       with umask 0, create with the default mode; print it
+/// create-open KIND MODE                     create with MODE at a random key; print key and id
+/// ns-exhaust KIND LIMIT                     in a private IPC namespace: lower the kind's object
+///                                           limit to LIMIT, create until ENOSPC, count objects
 func otherCommand(_ command: String, _ args: inout Arguments) throws {
   switch command {
   case "whoami":
@@ -48,7 +54,92 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
     report("created", created ? "yes" : "no")
     report("seen", String(try semaphore.value >= 0))
     try semaphore.acquire(timeout: .seconds(30))
+  case "async-cancel-acquire":
+    let semaphore = try Semaphore(id: args.int32("id"))
+    try measureCancellation(waiters: { try semaphore.waitingForNonzero }) {
+      try await semaphore.acquire()
+    }
+  case "create-default":
+    umask(0)
+    let object = try createObject(kind: args.next("kind"), mode: nil)
+    report("mode", String(try object.mode.rawValue, radix: 8))
+    try object.remove()
+  case "create-open":
+    let kind = args.next("kind")
+    let mode = IPCPermissions(rawValue: UInt32(args.next("mode"), radix: 8) ?? 0o600)
+    let object = try createObject(kind: kind, mode: mode)
+    report("key", String(object.key.rawValue))
+    report("id", String(object.id))
+  case "ns-exhaust":
+    try exhaustIdentifiers(kind: args.next("kind"), limit: Int(args.next("limit")) ?? 4)
   default:
     fail("unknown command \(command)")
   }
+}
+
+/// Creates one object of `kind` (semaphore, set, ...) at a random key, with `mode` or the default.
+func createObject(kind: String, mode: IPCPermissions?) throws -> any IPCObject {
+  switch kind {
+  case "semaphore":
+    if let mode { return try Semaphore(key: nil, flags: .createExclusive, mode: mode) }
+    return try Semaphore(key: nil, flags: .createExclusive)
+  case "set":
+    if let mode { return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive, mode: mode) }
+    return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive)
+  default:
+    fail("unknown kind \(kind)")
+  }
+}
+
+/// The /proc/sys/kernel file and the value that lowers each kind's identifier limit.
+private func limitSetting(kind: String, limit: Int) -> (path: String, value: String, list: String) {
+  switch kind {
+  case "semaphore", "set": ("/proc/sys/kernel/sem", "250 32000 32 \(limit)", "/proc/sysvipc/sem")
+  case "shared-memory": ("/proc/sys/kernel/shmmni", "\(limit)", "/proc/sysvipc/shm")
+  default: ("/proc/sys/kernel/msgmni", "\(limit)", "/proc/sysvipc/msg")
+  }
+}
+
+/// The number of objects listed in a /proc/sysvipc file (its first line is a header).
+func objectCount(_ list: String) -> Int {
+  guard let file = fopen(list, "r") else { return -1 }
+  defer { fclose(file) }
+  var lines = 0
+  var character = fgetc(file)
+  while character != EOF {
+    if character == 10 { lines += 1 }
+    character = fgetc(file)
+  }
+  return lines - 1
+}
+
+/// Meant to run under `unshare --ipc`: the limits and objects are this namespace's alone.
+func exhaustIdentifiers(kind: String, limit: Int) throws {
+  let (path, value, list) = limitSetting(kind: kind, limit: limit)
+  guard objectCount(list) == 0 else { fail("not a fresh private IPC namespace") }
+  guard let file = fopen(path, "w") else { fail("cannot write \(path)") }
+  fputs(value, file)
+  fclose(file)
+  var created: [any IPCObject] = []
+  defer { for object in created { try? object.remove() } }
+  var failure: IPCError?
+  for _ in 0..<(limit + 1) {
+    do { created.append(try createObject(kind: kind, mode: nil)) } catch let error as IPCError {
+      failure = error
+      break
+    }
+  }
+  report("created", String(created.count))
+  report("listed", String(objectCount(list)))
+  if let failure {
+    report("kind", failure.kind.description)
+    report("errno", String(failure.errno?.rawValue ?? 0))
+    report("message", failure.message)
+  }
+  // Constructors that fail at the limit leave nothing half-created.
+  for _ in 0..<3 { _ = try? createObject(kind: kind, mode: nil) }
+  report("listedAfterRetries", String(objectCount(list)))
+  for object in created { try object.remove() }
+  created.removeAll()
+  report("listedAfterRemoval", String(objectCount(list)))
 }

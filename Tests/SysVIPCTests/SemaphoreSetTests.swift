@@ -182,17 +182,13 @@ struct SemaphoreAsyncTests {
     #expect(try semaphore.value == 0)
   }
 
-  @Test func cancellingAnAcquireReturnsQuicklyAndChangesNothing() async throws {
+  @Test func cancellingAnAcquireEndsItAndChangesNothing() async throws {
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
     let task = Task { try await semaphore.acquire() }
     try await waitUntil("the acquire waits") { try semaphore.waitingForNonzero == 1 }
-    let clock = ContinuousClock()
-    let start = clock.now
     task.cancel()
     let result = await task.result
-    let took = clock.now - start
-    #expect(took < .milliseconds(50), "took \(took)")
     guard case .failure(let error) = result else {
       Issue.record("a cancelled acquire succeeded")
       return
@@ -200,6 +196,19 @@ struct SemaphoreAsyncTests {
     #expect((error as? IPCError)?.isCancellation == true, "\(error)")
     try await waitUntil("nobody waits") { try semaphore.waitingForNonzero == 0 }
     #expect(try semaphore.value == 0)
+  }
+
+  /// Timed in a helper process: this test process's thread pool is busy with other tests.
+  @Test func aCancelledAcquireReturnsWithin50Milliseconds() async throws {
+    let semaphore = try makeSemaphore()
+    defer { try? semaphore.remove() }
+    let outcome = try await HelperProcess.run(["async-cancel-acquire", "\(semaphore.id)"])
+    #expect(outcome.ok, "\(outcome.output)")
+    #expect(outcome.value("outcome") == "cancelled", "\(outcome.output)")
+    let milliseconds = try #require(Double(outcome.value("cancelMs") ?? ""))
+    #expect(milliseconds < 50, "\(outcome.output)")
+    #expect(try semaphore.value == 0)
+    #expect(try semaphore.waitingForNonzero == 0)
   }
 
   @Test func asyncTimeoutAndWaitForZero() async throws {

@@ -17,7 +17,7 @@ enum WaitAttempt<Value: Sendable>: Sendable {
 
 /// How long one attempt may block before cancellation is checked again. Cancellation is
 /// honoured within about this time.
-let cancellationSliceNanoseconds: Int64 = 20_000_000
+let cancellationSliceNanoseconds: Int64 = 10_000_000
 
 /// Runs a blocking wait on a thread of its own, in slices of at most
 /// ``cancellationSliceNanoseconds``, so that it never blocks one of Swift concurrency's threads

@@ -40,6 +40,8 @@ enum SemaphoreCall {
     call: StaticString
   ) throws(IPCError) {
     let op = IPCOperation(call, .semaphore, id: id)
+    // Whether a .busy error means the wait ran out (rather than an IPC_NOWAIT refusal).
+    var timedWait = false
     do {
       guard let timeout = timeoutNanoseconds else {
         _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
@@ -51,6 +53,7 @@ enum SemaphoreCall {
         return
       }
       let deadline = Deadline(afterNanoseconds: timeout)
+      timedWait = !ops.contains { Int32($0.flags) & IPC_NOWAIT != 0 }
       if csysvipc_has_semtimedop() != 0 {
         _ = try retryingInterrupts(op, deadline: deadline) { remaining in
           csysvipc_semop(id, ops.baseAddress, ops.count, remaining)
@@ -58,7 +61,7 @@ enum SemaphoreCall {
       } else {
         try pollUntil(deadline, id: id, ops, op)
       }
-    } catch let error where error.kind == .busy && timeoutNanoseconds.map({ $0 > 0 }) == true {
+    } catch let error where timedWait && error.kind == .busy {
       let seconds = Double(timeoutNanoseconds!) / 1e9
       throw IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: error.errno)
     }

@@ -30,8 +30,9 @@ final class HelperProcess: Sendable {
     return "SysVIPCTestHelper"
   }()
 
-  /// Starts the helper with `arguments` (global options such as `--as-nobody` first).
-  init(_ arguments: [String]) throws {
+  /// Starts the helper with `arguments` (global options such as `--as-nobody` first), through
+  /// `launcher` when given (such as `["/usr/bin/unshare", "--ipc"]`).
+  init(_ arguments: [String], launcher: [String] = []) throws {
     self.arguments = arguments
     let path = FileManager.default.temporaryDirectory
       .appendingPathComponent("sysvipc-helper-\(UUID().uuidString).out").path
@@ -54,12 +55,13 @@ final class HelperProcess: Sendable {
     posix_spawnattr_setsigmask(&attributes, &empty)
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = ([Self.executable] + arguments).map { strdup($0) } + [nil]
+    let command = launcher + [Self.executable] + arguments
+    let argv = command.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child: pid_t = 0
-    let rc = posix_spawn(&child, Self.executable, &actions, &attributes, argv, environ)
+    let rc = posix_spawn(&child, command[0], &actions, &attributes, argv, environ)
     guard rc == 0 else {
-      throw IPCError(.system, "posix_spawn \(Self.executable) failed: \(rc)")
+      throw IPCError(.system, "posix_spawn \(command[0]) failed: \(rc)")
     }
     pid = child
   }
@@ -133,8 +135,10 @@ final class HelperProcess: Sendable {
   }
 
   /// Runs the helper to its end.
-  static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Outcome {
-    try await HelperProcess(arguments).outcome(timeout: timeout)
+  static func run(
+    _ arguments: [String], launcher: [String] = [], timeout: Duration = .seconds(60)
+  ) async throws -> Outcome {
+    try await HelperProcess(arguments, launcher: launcher).outcome(timeout: timeout)
   }
 }
 

@@ -1,0 +1,430 @@
+import CSysVIPC
+import Synchronization
+import SystemPackage
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A System V shared memory segment, attached to this process (`shmget`, `shmat`, `shmdt`,
+/// `shmctl`).
+///
+/// ```swift
+/// let memory = try SharedMemory(key: nil, flags: .createExclusive, size: 4096)
+/// defer { try? memory.remove() }
+/// try memory.write("hello", offset: 0)
+/// let bytes = try memory.read(count: 5)
+/// try memory.withUnsafeMutableBytes { buffer in buffer[0] = 0x48 }  // no copy
+/// ```
+///
+/// An instance is one attachment of the segment: it attaches on creation, may be detached and
+/// attached again, and detaches by itself when the last reference goes away (Python never
+/// does). The segment itself outlives the process until someone calls ``remove()``; the kernel
+/// then keeps it until the last process detaches.
+///
+/// `SharedMemory` is a `Sendable` class: the attachment is guarded by a lock, and
+/// ``detach()`` refuses with ``IPCError/Kind/busy`` while a zero-copy body such as
+/// `withUnsafeBytes(_:)` runs, on any thread, so no access can
+/// outlive its mapping. The bytes themselves are shared with other processes and are not
+/// synchronized: use a ``Semaphore`` to order readers and writers.
+public final class SharedMemory: IPCObject {
+  /// ``IPCObjectKind/sharedMemory``.
+  public static var objectKind: IPCObjectKind { .sharedMemory }
+
+  /// The key passed when opening or creating (or the random one drawn for `key: nil`; the
+  /// segment's key, read from the kernel, for ``attach(id:address:flags:)``).
+  public let key: IPCKey
+  /// The kernel's id for the segment.
+  public let id: Int32
+  /// The segment's size in bytes (`shm_segsz`, read once with `IPC_STAT`: it never changes).
+  ///
+  /// All bounds are this size, not the page-rounded size the kernel maps.
+  public let size: Int
+
+  /// The attachment: its address (0 when detached), whether it is read-only, and how many
+  /// zero-copy bodies run on it now. Addresses are kept as integers so the state is `Sendable`.
+  struct Attachment {
+    var address: UInt = 0
+    var readOnly = false
+    var borrows = 0
+  }
+
+  let attachment = Mutex(Attachment())
+
+  /// Opens or creates a segment by key (`shmget`) and attaches it (`shmat`).
+  ///
+  /// - Parameters:
+  ///   - key: the key; `nil` draws an unused random key and needs ``IPCFlags/createExclusive``.
+  ///   - flags: `[]` opens an existing segment, ``IPCFlags/create`` opens or creates,
+  ///     ``IPCFlags/createExclusive`` creates or fails with ``IPCError/Kind/existential``; add
+  ///     ``IPCFlags/hugePages`` (`SHM_HUGETLB`) or ``IPCFlags/noReserve`` (`SHM_NORESERVE`) for
+  ///     a new segment on Linux.
+  ///   - mode: permission bits for a new segment; for an existing one, the access asked for.
+  ///     As in Python, when `mode` lacks `0o200` the segment is attached read-only
+  ///     (`SHM_RDONLY`): open another user's `0o644` segment with `mode: 0o444` to read it.
+  ///   - size: the size in bytes. `nil` means ``pageSize`` with ``IPCFlags/createExclusive``,
+  ///     else 0. A new segment needs at least 1 byte; an existing one is opened with any size up
+  ///     to its own (0 always works), and ``size`` is then the segment's real size.
+  ///   - initCharacter: the byte that fills a segment this call created, when it is attached
+  ///     writable (Python fills only with `IPC_CREX`). An existing segment is never touched.
+  ///     The kernel zero-fills new segments, so `0` skips the fill; any other value touches
+  ///     every page of the segment.
+  /// - Throws: ``IPCError/Kind/existential`` (no such segment / already exists),
+  ///   ``IPCError/Kind/permissions``, ``IPCError/Kind/invalidArgument`` for a negative size, a
+  ///   size of 0 for a segment that must be created, a size larger than the existing segment,
+  ///   or refused flags, modes or keys; ``IPCError/Kind/outOfRange`` for a size above the
+  ///   system's largest segment (`SHMMAX`) or `Int.max / 2`. When anything fails after this
+  ///   call created the segment (reading its size, attaching), the segment is removed again.
+  public init(
+    key: IPCKey?, flags: IPCFlags = [], mode: IPCPermissions = 0o600, size: Int? = nil,
+    initCharacter: UInt8 = 0x20
+  ) throws(IPCError) {
+    let requested = size ?? (flags.contains(.createExclusive) ? Self.pageSize : 0)
+    try Self.checkRequestedSize(requested, key: key, flags: flags)
+    let opened: OpenedObject
+    do {
+      opened = try IPCObjectKind.sharedMemory.open(
+        key: key, flags: flags, mode: mode, extraFlags: [.hugePages, .noReserve]
+      ) { shmget($0, requested, $1) }
+    } catch {
+      throw Self.explainingSize(error, key: key, size: requested)
+    }
+    let segmentSize: Int
+    do {
+      segmentSize = try Self.segmentSize(id: opened.id)
+    } catch {
+      if opened.created { try? IPCObjectKind.sharedMemory.remove(id: opened.id) }
+      throw error
+    }
+    self.key = opened.key
+    self.id = opened.id
+    self.size = segmentSize
+    // From here on deinit runs if this throws; it detaches whatever was attached.
+    let readOnly = mode.rawValue & 0o200 == 0
+    do {
+      try attach(flags: readOnly ? .readOnly : [])
+    } catch {
+      if opened.created { try? IPCObjectKind.sharedMemory.remove(id: opened.id) }
+      throw error
+    }
+    if opened.created && !readOnly && initCharacter != 0 {
+      // No body can run yet: nobody else holds this object.
+      let address = attachment.withLock { $0.address }
+      UnsafeMutableRawPointer(bitPattern: address)?.initializeMemory(
+        as: UInt8.self, repeating: initCharacter, count: segmentSize)
+    }
+  }
+
+  /// An object for a segment found by id, not yet attached.
+  private init(id: Int32, key: IPCKey, size: Int) {
+    self.id = id
+    self.key = key
+    self.size = size
+  }
+
+  /// Attaches the existing segment with this id (`shmat`): Python's module function `attach()`.
+  ///
+  /// The ``key`` and ``size`` are read from the kernel (`IPC_STAT`). The segment does not
+  /// belong to the new object: it is not removed when anything fails.
+  ///
+  /// - Parameters:
+  ///   - address: where to attach, or `nil` to let the kernel choose (see
+  ///     ``attach(address:flags:)``).
+  ///   - flags: ``AttachFlags/readOnly`` attaches read-only; see ``AttachFlags``.
+  /// - Throws: ``IPCError/Kind/existential`` when no segment has this id,
+  ///   ``IPCError/Kind/permissions`` without read access (and write access, unless
+  ///   read-only), ``IPCError/Kind/invalidArgument`` for an address the kernel refuses.
+  public static func attach(
+    id: Int32, address: UnsafeRawPointer? = nil, flags: AttachFlags = []
+  ) throws(IPCError) -> SharedMemory {
+    let status = try IPCObjectKind.sharedMemory.sharedMemoryStatus(id: id)
+    let memory = SharedMemory(
+      id: id, key: IPCKey(rawValue: status.perm.key), size: try checkedSize(status.size, id: id))
+    try memory.attach(address: address, flags: flags)
+    return memory
+  }
+
+  deinit {
+    attachment.withLock { state in
+      if state.address != 0 { _ = shmdt(UnsafeRawPointer(bitPattern: state.address)) }
+      state.address = 0
+    }
+  }
+
+  // MARK: Attaching
+
+  /// How to attach a segment: the flags of `shmat`.
+  public struct AttachFlags: OptionSet, Hashable, Sendable {
+    /// The `shmflg` bits.
+    public let rawValue: Int32
+    /// Flags from `shmflg` bits; bits other than the three below are refused by
+    /// ``SharedMemory/attach(address:flags:)``.
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    /// `SHM_RDONLY`: attach read-only. Writes and mutable access then throw
+    /// ``IPCError/Kind/permissions`` (Python crashes); reading needs only read permission.
+    public static let readOnly = AttachFlags(rawValue: csysvipc_shm_rdonly())
+    /// `SHM_RND`: round an `address` down to a multiple of `SHMLBA` (the page size on most
+    /// systems) instead of refusing an unaligned one.
+    public static let roundAddress = AttachFlags(rawValue: csysvipc_shm_rnd())
+    /// `SHM_REMAP` (Linux only; no flag elsewhere): replace any mapping at `address`, instead of
+    /// failing with ``IPCError/Kind/invalidArgument``. Needs an `address`.
+    public static let remap = AttachFlags(rawValue: csysvipc_shm_remap())
+
+    static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
+  }
+
+  /// Attaches the segment to this process (`shmat`). The initializer already attached it: call
+  /// this after ``detach()``, or to attach differently.
+  ///
+  /// Attaching while attached replaces the attachment: the old mapping is detached, never
+  /// leaked (Python leaks it and the segment's attach count never returns to zero). When the
+  /// kernel chooses the address, the new mapping is made first, so a failure leaves the old one
+  /// in place; with an `address` (which may overlap the old mapping) the old one is detached
+  /// first, and a failure leaves the object detached.
+  ///
+  /// - Parameters:
+  ///   - address: where to attach; `nil` lets the kernel choose (`shmaddr` NULL).
+  ///   - flags: ``AttachFlags/readOnly``, ``AttachFlags/roundAddress``, ``AttachFlags/remap``.
+  /// - Throws: ``IPCError/Kind/busy`` while a zero-copy body runs on this object;
+  ///   ``IPCError/Kind/invalidArgument`` for an unknown flag, ``AttachFlags/remap`` without an
+  ///   address, or an address the kernel refuses (`EINVAL`); ``IPCError/Kind/permissions``
+  ///   (`EACCES`); ``IPCError/Kind/existential`` when the segment is gone.
+  public func attach(address: UnsafeRawPointer? = nil, flags: AttachFlags = []) throws(IPCError) {
+    guard AttachFlags.known.isSuperset(of: flags) else {
+      throw .invalid(
+        "shmat on shared memory \(id): unknown attach flags 0x\(String(flags.rawValue, radix: 16))")
+    }
+    if address == nil && !AttachFlags.remap.isEmpty && flags.contains(.remap) {
+      throw .invalid("shmat on shared memory \(id): .remap (SHM_REMAP) needs an address")
+    }
+    let id = self.id
+    try attachment.withLock { (state) throws(IPCError) in
+      guard state.borrows == 0 else { throw Self.busy("shmat", id: id, state.borrows) }
+      if state.address != 0 && address != nil {
+        Self.unmap(state.address)
+        state.address = 0
+      }
+      let op = IPCOperation("shmat", .sharedMemory, id: id)
+      let new = try retryingInterrupts(op) { _ in
+        Int(bitPattern: shmat(id, address, flags.rawValue))
+      }
+      if state.address != 0 { Self.unmap(state.address) }
+      state.address = UInt(bitPattern: new)
+      state.readOnly = flags.contains(.readOnly)
+    }
+  }
+
+  /// Detaches the segment from this process (`shmdt`). Reads, writes and zero-copy access then
+  /// throw ``IPCError/Kind/notAttached`` until ``attach(address:flags:)``.
+  ///
+  /// - Throws: ``IPCError/Kind/notAttached`` when not attached; ``IPCError/Kind/busy`` while a
+  ///   zero-copy body runs on this object (on this or another thread): the mapping stays until
+  ///   it returns.
+  public func detach() throws(IPCError) {
+    let id = self.id
+    try attachment.withLock { (state) throws(IPCError) in
+      guard state.address != 0 else { throw Self.notAttached("shmdt", id: id) }
+      guard state.borrows == 0 else { throw Self.busy("shmdt", id: id, state.borrows) }
+      let address = state.address
+      state.address = 0
+      _ = try retryingInterrupts(IPCOperation("shmdt", .sharedMemory, id: id)) { _ in
+        shmdt(UnsafeRawPointer(bitPattern: address))
+      }
+    }
+  }
+
+  /// `shmdt` of a mapping this object replaces. It fails only when nothing is attached at the
+  /// address, so there is nothing to leak and nothing to report.
+  private static func unmap(_ address: UInt) {
+    _ = shmdt(UnsafeRawPointer(bitPattern: address))
+  }
+
+  /// Where the segment is attached in this process, or `nil` when detached.
+  public var address: UnsafeRawPointer? {
+    UnsafeRawPointer(bitPattern: attachment.withLock { $0.address })
+  }
+
+  /// Whether this object is attached now (a local state, not the kernel's).
+  public var isAttached: Bool { attachment.withLock { $0.address != 0 } }
+
+  /// Whether the attachment is read-only (``AttachFlags/readOnly``, or opened with a mode
+  /// without `0o200`); `false` when detached.
+  public var isReadOnly: Bool { attachment.withLock { $0.address != 0 && $0.readOnly } }
+
+  // MARK: Attributes
+
+  /// When a process last attached the segment (`shm_atime`); `nil` if none ever did.
+  public var lastAttachTime: Date? {
+    get throws(IPCError) { date(fromKernelTime: try stat().atime) }
+  }
+
+  /// When a process last detached the segment (`shm_dtime`); `nil` if none ever did.
+  public var lastDetachTime: Date? {
+    get throws(IPCError) { date(fromKernelTime: try stat().dtime) }
+  }
+
+  /// When the segment was created or its owner or mode last set (`shm_ctime`).
+  public var lastChangeTime: Date? {
+    get throws(IPCError) { date(fromKernelTime: try stat().ctime) }
+  }
+
+  /// The process that created the segment (`shm_cpid`).
+  public var creatorPID: pid_t { get throws(IPCError) { try stat().cpid } }
+
+  /// The process that last attached or detached the segment (`shm_lpid`).
+  public var lastPID: pid_t { get throws(IPCError) { try stat().lpid } }
+
+  /// How many attachments the segment has, in all processes (`shm_nattch`).
+  public var numberAttached: Int { get throws(IPCError) { Int(try stat().nattch) } }
+
+  /// Everything about the segment at one moment, from one `IPC_STAT`.
+  ///
+  /// Readable until the segment is destroyed: after ``remove()`` that is at its last detach.
+  public func status() throws(IPCError) -> Status { Status(try stat(), id: id) }
+
+  private func stat() throws(IPCError) -> csysvipc_shm_status {
+    try IPCObjectKind.sharedMemory.sharedMemoryStatus(id: id)
+  }
+
+  /// A snapshot of a segment's attributes (see ``status()``).
+  public struct Status: Hashable, Sendable {
+    /// The key (`shm_perm.__key`); the kernel sets it to ``IPCKey/private`` on removal.
+    public var key: IPCKey
+    /// The segment's id.
+    public var id: Int32
+    /// The size in bytes (`shm_segsz`).
+    public var size: Int
+    /// The permission bits (`shm_perm.mode & 0o777`).
+    public var mode: IPCPermissions
+    /// The owner's user id (`shm_perm.uid`).
+    public var uid: uid_t
+    /// The owner's group id (`shm_perm.gid`).
+    public var gid: gid_t
+    /// The creator's user id (`shm_perm.cuid`).
+    public var cuid: uid_t
+    /// The creator's group id (`shm_perm.cgid`).
+    public var cgid: gid_t
+    /// `shm_cpid`.
+    public var creatorPID: pid_t
+    /// `shm_lpid`.
+    public var lastPID: pid_t
+    /// `shm_nattch`.
+    public var numberAttached: Int
+    /// Whether the segment was removed and waits for its last detach (`SHM_DEST` in
+    /// `shm_perm.mode`; Linux only, always `false` elsewhere).
+    public var isMarkedForRemoval: Bool
+    var rawAttachTime: Int64
+    var rawDetachTime: Int64
+    var rawChangeTime: Int64
+    /// `shm_atime`; `nil` before the first attach.
+    public var lastAttachTime: Date? { date(fromKernelTime: rawAttachTime) }
+    /// `shm_dtime`; `nil` before the first detach.
+    public var lastDetachTime: Date? { date(fromKernelTime: rawDetachTime) }
+    /// `shm_ctime`.
+    public var lastChangeTime: Date? { date(fromKernelTime: rawChangeTime) }
+
+    init(_ ds: csysvipc_shm_status, id: Int32) {
+      let dest = UInt32(bitPattern: csysvipc_shm_dest())
+      key = IPCKey(rawValue: ds.perm.key)
+      self.id = id
+      size = Int(clamping: ds.size)
+      mode = IPCPermissions(rawValue: ds.perm.mode & 0o777)
+      uid = ds.perm.uid
+      gid = ds.perm.gid
+      cuid = ds.perm.cuid
+      cgid = ds.perm.cgid
+      creatorPID = ds.cpid
+      lastPID = ds.lpid
+      numberAttached = Int(clamping: ds.nattch)
+      isMarkedForRemoval = dest != 0 && ds.perm.mode & dest != 0
+      rawAttachTime = ds.atime
+      rawDetachTime = ds.dtime
+      rawChangeTime = ds.ctime
+    }
+  }
+
+  // MARK: System values
+
+  /// The system's page size in bytes (`sysconf(_SC_PAGESIZE)`, Python's `PAGE_SIZE`): the
+  /// default size of a new segment.
+  public static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+  // MARK: Sizes and errors
+
+  /// The largest size accepted before asking the kernel: sizes and offsets then never overflow.
+  static let maximumSize = Int.max / 2
+
+  /// Refuses sizes that cannot be right before any system call.
+  private static func checkRequestedSize(_ size: Int, key: IPCKey?, flags: IPCFlags)
+    throws(IPCError)
+  {
+    guard size >= 0 else { throw .invalid("shmget: size \(size) is negative") }
+    guard size <= maximumSize else {
+      throw .outOfRange("shmget: size \(size) is absurd (more than Int.max / 2)")
+    }
+    var limits = csysvipc_limits()
+    if csysvipc_limits_read(&limits) == 0, limits.shmmax >= 0, Int64(size) > limits.shmmax {
+      throw .outOfRange(
+        "shmget: size \(size) is larger than the system's largest segment (SHMMAX \(limits.shmmax))"
+      )
+    }
+    let mustCreate =
+      flags.contains(.create) && (flags.contains(.exclusive) || key == nil || key == .private)
+    if mustCreate && size == 0 {
+      throw .invalid(
+        "shmget: size 0 cannot create a segment; give at least 1 byte (nil: one page)")
+    }
+  }
+
+  /// Rewrites the kernel's bare `EINVAL` from `shmget` into what was wrong with the size.
+  private static func explainingSize(_ error: IPCError, key: IPCKey?, size: Int) -> IPCError {
+    guard error.kind == .invalidArgument, error.errno == .invalidArgument, let key else {
+      return error
+    }
+    let existing = key == .private ? -1 : shmget(key.rawValue, 0, 0)
+    if existing >= 0 {
+      var status = csysvipc_shm_status()
+      let actual = csysvipc_shm_stat(existing, &status) == 0 ? " (\(status.size) bytes)" : ""
+      return IPCError(
+        .invalidArgument,
+        "shmget on shared memory with key \(key): size \(size) is larger than the existing "
+          + "segment\(actual); open it with size 0 or less", errno: error.errno)
+    }
+    return IPCError(
+      .invalidArgument,
+      "shmget on shared memory with key \(key): size \(size) is refused for a new segment "
+        + "(below the minimum of 1 byte, above SHMMAX, or not allowed for huge pages)",
+      errno: error.errno)
+  }
+
+  /// The segment's size from `IPC_STAT`.
+  private static func segmentSize(id: Int32) throws(IPCError) -> Int {
+    try checkedSize(try IPCObjectKind.sharedMemory.sharedMemoryStatus(id: id).size, id: id)
+  }
+
+  private static func checkedSize(_ size: UInt64, id: Int32) throws(IPCError) -> Int {
+    guard size <= UInt64(maximumSize) else {
+      throw .outOfRange("shared memory \(id): size \(size) is too large for this process")
+    }
+    return Int(size)
+  }
+
+  static func notAttached(_ call: StaticString, id: Int32) -> IPCError {
+    IPCError(.notAttached, "\(call) on shared memory \(id): not attached (call attach() first)")
+  }
+
+  static func busy(_ call: StaticString, id: Int32, _ borrows: Int) -> IPCError {
+    IPCError(
+      .busy,
+      "\(call) on shared memory \(id): \(borrows) zero-copy access(es) still running "
+        + "(withUnsafeBytes and the like); the mapping stays until they return")
+  }
+}
