@@ -43,6 +43,12 @@ let package = Package(
     // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals).
     .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
     .executableTarget(
+      name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
+    .executableTarget(
+      name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/buffer_protocol", exclude: ["README.md"]),
+    .executableTarget(
       name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
       path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
     .executableTarget(

@@ -16,7 +16,7 @@ let say = { (line: String) in print(line) }
 var failures = 0
 
 /// Checks a claim the demo makes, and says so.
-func check(_ claim: String, _ holds: Bool) {
+@MainActor func check(_ claim: String, _ holds: Bool) {
   print("  \(holds ? "✓" : "✗ FAILED:") \(claim)")
   if !holds { failures += 1 }
 }
@@ -34,7 +34,7 @@ do {
   say("\nA copy (read) is independent of the segment:")
   var copy = try memory.read(count: alphabet.count)
   copy = copy.map { $0 == UInt8(ascii: "c") ? UInt8(ascii: "x") : $0 }
-  check("the copy changed: \(text(Array(copy.prefix(4))))", copy.prefix(4) == Array("abxd".utf8))
+  check("the copy changed: \(text(Array(copy.prefix(4))))", Array(copy.prefix(4)) == Array("abxd".utf8))
   check(
     "the segment did not: \(text(try memory.read(count: 4)))",
     try memory.read(count: 4) == Array("abcd".utf8))

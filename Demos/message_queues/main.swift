@@ -41,7 +41,7 @@ func receiveNew(_ queue: MessageQueue, after last: [UInt8], _ say: (String) -> V
 }
 
 func premise(_ params: DemoParams) throws -> Int32 {
-  let say = { (line: String) in DemoSupport.say("premise", line) }
+  let say: @Sendable (String) -> Void = { line in DemoSupport.say("premise", line) }
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
   let created = CreatedObjects(log: { say($0) })
@@ -81,7 +81,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
 }
 
 func conclusion(_ params: DemoParams) throws -> Int32 {
-  let say = { (line: String) in DemoSupport.say("conclusion", line) }
+  let say: @Sendable (String) -> Void = { line in DemoSupport.say("conclusion", line) }
   say("Oooo 'ello, I'm Mrs. Conclusion!")
   // Mrs. Premise created the queue: open it by key.
   let queue = try MessageQueue(key: try params.key)

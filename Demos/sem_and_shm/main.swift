@@ -38,7 +38,7 @@ func write(_ memory: SharedMemory, _ text: [UInt8]) throws(IPCError) {
 }
 
 func premise(_ params: DemoParams) throws -> Int32 {
-  let say = { (line: String) in DemoSupport.say("premise", line) }
+  let say: @Sendable (String) -> Void = { line in DemoSupport.say("premise", line) }
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
   let mode = try params.permissions
@@ -117,7 +117,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
 }
 
 func conclusion(_ params: DemoParams) throws -> Int32 {
-  let say = { (line: String) in DemoSupport.say("conclusion", line) }
+  let say: @Sendable (String) -> Void = { line in DemoSupport.say("conclusion", line) }
   say("Oooo 'ello, I'm Mrs. Conclusion!")
   let key = try params.key
   let dangerous = try params.liveDangerously

@@ -57,6 +57,7 @@ extension SysVIPCTool {
 
         var lastWritten = Array(timestamp().utf8)
         try speaker.write(lastWritten)
+        speaker.say("I wrote the time, \(quoted(lastWritten)).")
         let child = try spawnConclusion(key: memory.key)
         created.adopt(child.pid)
         speaker.say("I started Mrs. Conclusion (pid \(child.pid)).")
@@ -82,23 +83,22 @@ extension SysVIPCTool {
         if let error = errors.first { throw error }
         let elapsed = ContinuousClock.now - start
         let checked = 2 * iterations - 1
+        let mode = liveDangerously ? ", without the semaphore" : ""
         printFlushed(
           """
-          Done in \(seconds(elapsed)): \(iterations) rounds between pid \(getpid()) and pid \
-          \(child.pid), \(2 * iterations + 1) messages, each the MD5 of the one before \
-          (\(checked) checked, no corruption)\(liveDangerously ? ", without the semaphore" : ""). \
-          Mrs. Premise found nothing new \(speaker.polls) times and waited.
+          Done in \(seconds(elapsed))\(mode): \(iterations) rounds, \(2 * iterations + 1) messages, \
+          each the MD5 of the one before (\(checked) checked, none corrupted).
+          Mrs. Premise found the segment unchanged \(speaker.polls) times before a reply came.
           Removed shared memory \(memory.id) and semaphore \(semaphore.id) (key \(memory.key)).
           """)
       } catch {
         if created.wasInterrupted { while true { pause() } }
+        created.terminateChildren()
         let errors = created.removeAll()
         for failure in errors { printError("sysvipc: \(failure)") }
         switch error {
         case let error as IPCError: SysVIPCTool.fail(error)
-        default:
-          printError("sysvipc demo: \(error)")
-          throw ExitCode(SysVIPCTool.Status.failure)
+        default: throw error
         }
       }
     }
@@ -165,10 +165,10 @@ extension SysVIPCTool {
         }
         lastWritten = Array(MD5.hex(message).utf8)
         try speaker.write(lastWritten)
-        try speaker.semaphore?.release()
         speaker.say(
           "round \(round): read \(quoted(message))\(round > 1 ? ", the MD5 of what I wrote" : ""); "
             + "wrote its MD5")
+        try speaker.semaphore?.release()
       }
     }
   }
@@ -209,12 +209,9 @@ final class Speaker {
   }
 
   /// Releases and re-acquires the semaphore, giving the other side its turn. The acquire
-  /// waits in slices so that a partner's death is noticed.
+  /// waits in slices, so that a partner's death is noticed even while waiting.
   func cycle() throws {
-    guard let semaphore else {
-      if partnerGone() { throw DemoFailure.partnerGone }
-      return
-    }
+    guard let semaphore else { return }
     try semaphore.release()
     while true {
       do {
@@ -226,11 +223,13 @@ final class Speaker {
     }
   }
 
-  /// Reads until the segment holds something other than `last`.
+  /// Reads until the segment holds something other than `last`. Every 1024 looks it checks
+  /// that the partner still lives: a side that died could otherwise be waited for forever.
   func awaitNew(after last: [UInt8]) throws -> [UInt8] {
     var text = try read()
     while text == last {
       polls += 1
+      if polls % 1024 == 0, partnerGone() { throw DemoFailure.partnerGone }
       try cycle()
       text = try read()
     }

@@ -53,6 +53,14 @@ final class CreatedObjects: Sendable {
     state.withLock { $0.children.append(pid) }
   }
 
+  /// Ends the recorded children (SIGTERM): the conversation failed.
+  func terminateChildren() {
+    state.withLock { state in
+      for child in state.children { kill(child, SIGTERM) }
+      state.children = []
+    }
+  }
+
   /// Removes every recorded object, last created first; returns the errors.
   @discardableResult
   func removeAll() -> [IPCError] {

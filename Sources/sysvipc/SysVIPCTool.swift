@@ -50,6 +50,9 @@ struct SysVIPCTool: ParsableCommand {
       try command.run()
     } catch let error as IPCError {
       fail(error)
+    } catch let error as DemoFailure {
+      printError("sysvipc: \(error)")
+      terminate(Status.failure)
     } catch {
       let code = exitCode(for: error)
       let message = fullMessage(for: error)
