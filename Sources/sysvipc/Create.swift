@@ -9,7 +9,9 @@ extension SysVIPCTool {
         Without --key, an unused random key is drawn. With --key, the object must not exist \
         yet (exit status 1 when it does), unless --or-open is given: then an existing object \
         is opened and its id printed, and --value, --size and --max-bytes apply only to an \
-        object this call creates.
+        object this call creates. Semaphores are opened or created race-free: of scripts \
+        racing to create one, exactly one sets the values, and the others wait (up to 10 s) \
+        until it has (SemaphoreSet.openOrCreate).
         """)
 
     @Argument(help: "The kind of object: sem, shm or mq.")
@@ -67,6 +69,10 @@ extension SysVIPCTool {
           let set = try SemaphoreSet(key: key?.key, count: count, flags: flags, mode: mode.mode)
           do {
             if values.contains(where: { $0 != 0 }) { try set.setValues(values) }
+            // One semop that changes nothing sets sem_otime, the mark that
+            // SemaphoreSet.openOrCreate (and `create --or-open`) waits for.
+            let (first, second) = (values.first ?? 0) > 0 ? (-1, 1) : (1, -1)
+            try set.apply([.init(index: 0, delta: first), .init(index: 0, delta: second)])
           } catch {
             try? set.remove()
             throw error
