@@ -15,6 +15,7 @@ import SysVIPC
 ///                                           take one unit
 /// async-cancel-acquire ID                  await an acquire in a task, cancel it once it waits,
 ///                                           print how long the task took to end (ms)
+/// async-cancel-receive ID                  the same for a receive on an empty queue
 /// create-default KIND                       with umask 0, create with the default mode; print it
 /// create-open KIND MODE                     create with MODE at a random key; print key and id
 /// ns-exhaust KIND LIMIT                     in a private IPC namespace: lower the kind's object
@@ -58,6 +59,13 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
     let semaphore = try Semaphore(id: args.int32("id"))
     try measureCancellation(waiters: { try semaphore.waitingForNonzero }) {
       try await semaphore.acquire()
+    }
+  case "async-cancel-receive":
+    let queue = try MessageQueue(id: args.int32("id"))
+    // A polling receive shows in no kernel count: cancel once it has surely started polling.
+    let start = monotonicSeconds()
+    try measureCancellation(waiters: { monotonicSeconds() - start > 0.2 ? 1 : 0 }) {
+      _ = try await queue.receive()
     }
   case "create-default":
     umask(0)

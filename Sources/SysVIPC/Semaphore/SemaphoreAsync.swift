@@ -31,7 +31,7 @@ extension SemaphoreCall {
         let seconds = Double(timeoutNanoseconds ?? 0) / 1e9
         return IPCError(.busy, "\(subject): timed out after \(seconds) s")
       }
-    ) { slice in
+    ) { slice, _ in
       var copy = operations
       do throws(IPCError) {
         try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
