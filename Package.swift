@@ -46,6 +46,9 @@ let package = Package(
       name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
       path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
     .executableTarget(
+      name: "message_queues", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/message_queues", exclude: ["README.md", "params.txt"]),
+    .executableTarget(
       name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
       path: "Demos/buffer_protocol", exclude: ["README.md"]),
     .executableTarget(

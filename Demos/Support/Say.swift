@@ -31,7 +31,8 @@ public func asciiTime() -> String {
   localtime_r(&now, &parts)
   return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
     let count = strftime(buffer.baseAddress!, 64, "%a %b %e %H:%M:%S %Y", &parts)
-    return String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: count), as: UTF8.self)
+    return String(
+      decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: count), as: UTF8.self)
   }
 }
 

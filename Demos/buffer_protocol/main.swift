@@ -34,7 +34,8 @@ do {
   say("\nA copy (read) is independent of the segment:")
   var copy = try memory.read(count: alphabet.count)
   copy = copy.map { $0 == UInt8(ascii: "c") ? UInt8(ascii: "x") : $0 }
-  check("the copy changed: \(text(Array(copy.prefix(4))))", Array(copy.prefix(4)) == Array("abxd".utf8))
+  check(
+    "the copy changed: \(text(Array(copy.prefix(4))))", Array(copy.prefix(4)) == Array("abxd".utf8))
   check(
     "the segment did not: \(text(try memory.read(count: 4)))",
     try memory.read(count: 4) == Array("abcd".utf8))
@@ -59,7 +60,9 @@ do {
   let first = try memory.withBytes { (span) throws(IPCError) in
     span.unsafeLoad(fromByteOffset: 0, as: UInt8.self)
   }
-  check("a MutableRawSpan writes, a RawSpan reads: \(Character(Unicode.Scalar(first)))", first == UInt8(ascii: "!"))
+  check(
+    "a MutableRawSpan writes, a RawSpan reads: \(Character(Unicode.Scalar(first)))",
+    first == UInt8(ascii: "!"))
 
   try memory.detach()
   let (removed, errors) = created.removeAll()

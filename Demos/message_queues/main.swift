@@ -27,7 +27,8 @@ do {
 
 /// Receives until the message is not `last` (what this side sent), putting its own messages
 /// back for the other side: the demo polls the queue as hard as it can.
-func receiveNew(_ queue: MessageQueue, after last: [UInt8], _ say: (String) -> Void) throws(IPCError)
+func receiveNew(_ queue: MessageQueue, after last: [UInt8], _ say: (String) -> Void)
+  throws(IPCError)
   -> [UInt8]
 {
   var (message, _) = try queue.receive()
@@ -44,9 +45,10 @@ func premise(_ params: DemoParams) throws -> Int32 {
   let say: @Sendable (String) -> Void = { line in DemoSupport.say("premise", line) }
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
+  let mode = try params.permissions
   let created = CreatedObjects(log: { say($0) })
   let queue = try created.create { () throws(IPCError) in
-    try MessageQueue(key: key, flags: .createExclusive, mode: try params.permissions)
+    try MessageQueue(key: key, flags: .createExclusive, mode: mode)
   }
   say("created message queue \(queue.id) at key \(key.rawValue)")
 

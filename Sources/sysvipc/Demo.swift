@@ -71,7 +71,8 @@ extension SysVIPCTool {
           }
           lastWritten = Array(MD5.hex(reply).utf8)
           try speaker.write(lastWritten)
-          speaker.say("round \(round): read \(quoted(reply)), the MD5 of what I wrote; wrote its MD5")
+          speaker.say(
+            "round \(round): read \(quoted(reply)), the MD5 of what I wrote; wrote its MD5")
         }
         // Let Mrs. Conclusion finish, then take the semaphore back before removing it.
         try speaker.semaphore?.release()

@@ -31,7 +31,9 @@ extension SysVIPCTool {
     }
 
     private func printTable(_ objects: [IPCObjectInfo]) {
-      var rows = [["KIND", "KEY", "ID", "OWNER", "MODE", "SIZE", "ATTACH", "CPID", "LPID", "STATUS"]]
+      var rows = [
+        ["KIND", "KEY", "ID", "OWNER", "MODE", "SIZE", "ATTACH", "CPID", "LPID", "STATUS"]
+      ]
       for object in objects {
         let size: String
         var attach = "-"

@@ -13,13 +13,17 @@ enum MD5 {
 
   /// The 16-byte digest.
   static func digest(_ bytes: some Collection<UInt8>) -> [UInt8] {
-    var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476)
+    var state: (UInt32, UInt32, UInt32, UInt32) = (
+      0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476
+    )
     // The message, a 1 bit, zeros to 56 mod 64 bytes, and the length in bits (little-endian).
     var message = Array(bytes)
     let bitLength = UInt64(message.count) &* 8
     message.append(0x80)
     while message.count % 64 != 56 { message.append(0) }
-    for shift in stride(from: 0, to: 64, by: 8) { message.append(UInt8(truncatingIfNeeded: bitLength >> shift)) }
+    for shift in stride(from: 0, to: 64, by: 8) {
+      message.append(UInt8(truncatingIfNeeded: bitLength >> shift))
+    }
 
     var words = [UInt32](repeating: 0, count: 16)
     for chunk in stride(from: 0, to: message.count, by: 64) {
@@ -49,14 +53,18 @@ enum MD5 {
     }
     var result: [UInt8] = []
     for word in [state.0, state.1, state.2, state.3] {
-      for shift in stride(from: 0, to: 32, by: 8) { result.append(UInt8(truncatingIfNeeded: word >> shift)) }
+      for shift in stride(from: 0, to: 32, by: 8) {
+        result.append(UInt8(truncatingIfNeeded: word >> shift))
+      }
     }
     return result
   }
 
   /// The left rotation of each of the 64 steps: four amounts per round, repeated.
   private static let shifts: [UInt32] = (0..<64).map { i in
-    let perRound: [[UInt32]] = [[7, 12, 17, 22], [5, 9, 14, 20], [4, 11, 16, 23], [6, 10, 15, 21]]
+    let perRound: [[UInt32]] = [
+      [7, 12, 17, 22], [5, 9, 14, 20], [4, 11, 16, 23], [6, 10, 15, 21],
+    ]
     return perRound[i / 16][i % 4]
   }
 

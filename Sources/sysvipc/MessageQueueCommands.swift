@@ -6,7 +6,10 @@ extension SysVIPCTool {
   struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Send a message to a queue (msgsnd).",
-      discussion: "Exits with 3 when --nowait is given and the queue is full.")
+      discussion: """
+        Exits with 3 when the queue is full and --nowait is given, or stays full until \
+        --timeout expires.
+        """)
 
     @OptionGroup var target: Target
 
@@ -22,6 +25,9 @@ extension SysVIPCTool {
     @Flag(help: "Do not wait for room on a full queue: exit with status 3.")
     var nowait = false
 
+    @Option(help: "Wait at most this many seconds for room (fractions allowed); exit status 3.")
+    var timeout: SecondsArgument?
+
     func validate() throws {
       if stdin == (message != nil) {
         throw ValidationError("Give the message or --stdin, not both.")
@@ -30,9 +36,11 @@ extension SysVIPCTool {
     }
 
     func run() throws {
-      let bytes = stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(message!.utf8)
-      let queue = try MessageQueue(id: try target.resolve(.messageQueue))
-      try queue.send(bytes, block: !nowait, type: type)
+      let bytes =
+        stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(message!.utf8)
+      let queue = try MessageQueue(
+        id: try target.resolve(.messageQueue), maxMessageSize: largestMessage())
+      try queue.send(bytes, block: !nowait, type: type, timeout: timeout?.duration)
     }
   }
 
@@ -41,8 +49,8 @@ extension SysVIPCTool {
       abstract: "Receive a message from a queue (msgrcv) and print it.",
       discussion: """
         --type 0 takes the first message; a positive type the first of that type; a negative \
-        type the first of the lowest type up to its magnitude. Exits with 3 when --nowait is \
-        given and there is no such message.
+        type the first of the lowest type up to its magnitude. Exits with 3 when there is no \
+        such message and --nowait is given, or none arrives before --timeout expires.
         """)
 
     @OptionGroup var target: Target
@@ -53,6 +61,9 @@ extension SysVIPCTool {
     @Flag(help: "Do not wait for a message: exit with status 3.")
     var nowait = false
 
+    @Option(help: "Wait at most this many seconds (fractions allowed); exit status 3.")
+    var timeout: SecondsArgument?
+
     @Flag(help: "Print the message's type and a space before it.")
     var showType = false
 
@@ -60,15 +71,20 @@ extension SysVIPCTool {
     var raw = false
 
     func run() throws {
-      let id = try target.resolve(.messageQueue)
       // A buffer for the largest message the kernel allows, so that every message fits.
-      let largest = (try? IPCSystem.limits().msgmax).flatMap { $0 } ?? 65536
-      let queue = try MessageQueue(id: id, maxMessageSize: largest)
-      let (message, type) = try queue.receive(block: !nowait, type: self.type)
+      let queue = try MessageQueue(
+        id: try target.resolve(.messageQueue), maxMessageSize: largestMessage())
+      let (message, type) = try queue.receive(
+        block: !nowait, type: self.type, timeout: timeout?.duration)
       var output: [UInt8] = showType ? Array("\(type) ".utf8) : []
       output += message
       if !raw { output.append(0x0A) }
       FileHandle.standardOutput.write(Data(output))
     }
   }
+}
+
+/// The largest message the kernel allows (`msgmax`), so that the tool refuses none itself.
+func largestMessage() -> Int {
+  ((try? IPCSystem.limits().msgmax) ?? nil) ?? 65536
 }

@@ -16,7 +16,8 @@ extension SysVIPCTool {
     @Option(help: "How many bytes; 0 reads to the end of the segment.")
     var count = 0
 
-    @Flag(help: "Stop at the first NUL byte and end with a newline (C strings, as the demos write).")
+    @Flag(
+      help: "Stop at the first NUL byte and end with a newline (C strings, as the demos write).")
     var text = false
 
     func run() throws {
@@ -55,7 +56,8 @@ extension SysVIPCTool {
     }
 
     func run() throws {
-      var bytes = stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(content!.utf8)
+      var bytes =
+        stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(content!.utf8)
       if nul { bytes.append(0) }
       let memory = try SharedMemory.attach(id: try target.resolve(.sharedMemory))
       try memory.write(bytes, offset: offset)

@@ -7,8 +7,7 @@ import Testing
 #endif
 
 /// Runs the built `sysvipc` to its end.
-func sysvipc(_ arguments: String..., input: String? = nil) async throws -> LaunchedProcess.Outcome
-{
+func sysvipc(_ arguments: String..., input: String? = nil) async throws -> LaunchedProcess.Outcome {
   try await LaunchedProcess.run(builtProduct("sysvipc"), arguments, input: input)
 }
 
@@ -22,8 +21,9 @@ struct CLITests {
   @Test func helpDocumentsTheExitStatuses() async throws {
     let help = try await sysvipc("--help")
     #expect(help.status == 0, "\(help)")
-    for line in ["Exit status:", "0  success", "1  the IPC operation failed", "2  usage error", "3  busy"]
-    {
+    for line in [
+      "Exit status:", "0  success", "1  the IPC operation failed", "2  usage error", "3  busy",
+    ] {
       #expect(help.output.contains(line), "\(line)\n\(help)")
     }
     for command in [
@@ -70,7 +70,9 @@ struct CLITests {
     #expect(listed.status == 0, "\(listed)")
     let entries = try #require(try json(listed) as? [[String: Any]])
     let entry = try #require(
-      entries.first { $0["kind"] as? String == "semaphore" && $0["id"] as? Int == Int(semaphore.id) })
+      entries.first {
+        $0["kind"] as? String == "semaphore" && $0["id"] as? Int == Int(semaphore.id)
+      })
     #expect(entry["key"] as? Int == Int(semaphore.key.rawValue))
     #expect(entry["keyHex"] as? String == semaphore.key.description)
     #expect(entry["mode"] as? String == "0640")
@@ -179,7 +181,8 @@ struct CLITests {
     #expect(clash.status == 1, "\(clash)")
     #expect(clash.errors.contains("already exists"), "\(clash)")
 
-    let opened = try await sysvipc("create", "sem", "--key", key.description, "--or-open", "--value", "9")
+    let opened = try await sysvipc(
+      "create", "sem", "--key", key.description, "--or-open", "--value", "9")
     #expect(opened.status == 0, "\(opened)")
     #expect(opened.output.trimmingCharacters(in: .whitespacesAndNewlines) == String(id))
     #expect(try SysVIPC.Semaphore(id: id).value == 3, "--or-open keeps the value")
@@ -219,7 +222,8 @@ struct CLITests {
       .appendingPathComponent("sysvipc-input-\(UUID().uuidString)").path
     try "XY".write(toFile: inputPath, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: inputPath) }
-    let fromInput = try await sysvipc("write", String(id), "--stdin", "--offset", "1", input: inputPath)
+    let fromInput = try await sysvipc(
+      "write", String(id), "--stdin", "--offset", "1", input: inputPath)
     #expect(fromInput.status == 0, "\(fromInput)")
     #expect(try await sysvipc("read", String(id), "--text").output == "hXYlo\n")
 
@@ -238,7 +242,9 @@ struct CLITests {
     let semaphore = try makeSemaphore()
     let id = semaphore.id
     try semaphore.remove()
-    for arguments in [["info", "sem", String(id)], ["acquire", String(id)], ["release", String(id)]] {
+    for arguments in [
+      ["info", "sem", String(id)], ["acquire", String(id)], ["release", String(id)],
+    ] {
       let outcome = try await LaunchedProcess.run(builtProduct("sysvipc"), arguments)
       #expect(outcome.status == 1, "\(arguments): \(outcome)")
       #expect(outcome.errors.hasPrefix("sysvipc: "), "\(outcome)")
@@ -308,5 +314,61 @@ struct CLITests {
     #expect(outcome.status == 128 + signal, "\(outcome)")
     #expect(outcome.errors.contains("removed 2 object(s)"), "\(outcome)")
     #expect(try objects(withKey: key).isEmpty, "the demo removed both objects")
+  }
+}
+
+@Suite("sysvipc: message queues from the shell")
+struct CLIMessageQueueTests {
+  @Test func sendAndReceiveTypedMessages() async throws {
+    let created = try await sysvipc("create", "mq", "--max-bytes", "1000")
+    #expect(created.status == 0, "\(created)")
+    let id = try #require(Int32(created.output.trimmingCharacters(in: .whitespacesAndNewlines)))
+    defer { try? MessageQueue.remove(id: id) }
+    #expect(try MessageQueue(id: id).maxSize == 1000)
+
+    #expect(try await sysvipc("send", String(id), "first", "--type", "3").status == 0)
+    #expect(try await sysvipc("send", String(id), "second", "--type", "7").status == 0)
+    let info = try IPCSystem.object(.messageQueue, id: id)
+    #expect(info.messageCount == 2 && info.messageBytes == 11)
+
+    let seventh = try await sysvipc("receive", String(id), "--type", "7", "--show-type")
+    #expect(seventh.status == 0 && seventh.output == "7 second\n", "\(seventh)")
+    let any = try await sysvipc("receive", String(id), "--raw")
+    #expect(any.status == 0 && any.output == "first", "\(any)")
+
+    let empty = try await sysvipc("receive", String(id), "--nowait")
+    #expect(empty.status == 3, "\(empty)")
+    let start = ContinuousClock.now
+    let timedOut = try await sysvipc("receive", String(id), "--timeout", "0.3")
+    #expect(timedOut.status == 3, "\(timedOut)")
+    #expect(ContinuousClock.now - start >= .milliseconds(300))
+
+    // A full queue: --nowait and --timeout give up with status 3, and nothing is sent.
+    let big = String(repeating: "x", count: 600)
+    #expect(try await sysvipc("send", String(id), big).status == 0)
+    let full = try await sysvipc("send", String(id), big, "--nowait")
+    #expect(full.status == 3, "\(full)")
+    let fullTimeout = try await sysvipc("send", String(id), big, "--timeout", "0.2")
+    #expect(fullTimeout.status == 3, "\(fullTimeout)")
+    #expect(try IPCSystem.object(.messageQueue, id: id).messageCount == 1)
+
+    let byKey = try await sysvipc("receive", "--key", try MessageQueue(id: id).key.description)
+    #expect(byKey.output == big + "\n")
+    #expect(try await sysvipc("remove", "mq", String(id)).status == 0)
+    #expect(throws: IPCError.self) { try IPCSystem.object(.messageQueue, id: id) }
+  }
+
+  @Test func receiveWaitsForASender() async throws {
+    let queue = try MessageQueue(key: nil, flags: .createExclusive)
+    defer { try? queue.remove() }
+    let receiver = try LaunchedProcess(builtProduct("sysvipc"), ["receive", String(queue.id)])
+    // The receiver waits in the kernel's msgrcv until a message comes.
+    try await waitUntil("sysvipc waits in msgrcv") {
+      let channel = try? String(contentsOfFile: "/proc/\(receiver.pid)/wchan", encoding: .utf8)
+      return channel?.contains("msgrcv") == true
+    }
+    try await queue.send("from Swift", type: 2)
+    let outcome = try await receiver.outcome()
+    #expect(outcome.status == 0 && outcome.output == "from Swift\n", "\(outcome)")
   }
 }

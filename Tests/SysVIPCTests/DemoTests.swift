@@ -125,3 +125,30 @@ struct DemoTests {
     #expect(missing.status == 1, "\(missing)")
   }
 }
+
+@Suite("Demos: message queues")
+struct DemoMessageQueueTests {
+  @Test func messageQueuesSwiftWithSwift() async throws {
+    try await converse(
+      premise: .swift("message_queues", "premise"),
+      conclusion: .swift("message_queues", "conclusion"), expectedKinds: [.messageQueue],
+      iterations: 200)
+  }
+
+  @Test func messageQueuesPremiseRemovesItsQueueWhenInterrupted() async throws {
+    let key = try unusedKey()
+    let directory = try DemoDirectory(params: [("ITERATIONS", "10"), ("KEY", String(key.rawValue))])
+    defer {
+      directory.remove()
+      removeObjects(withKey: key)
+    }
+    let premise = try LaunchedProcess(
+      builtProduct("message_queues"), ["premise"], directory: directory.path)
+    try await premise.waitForOutput("iteration 0")
+    #expect(try objects(withKey: key).map(\.kind) == [.messageQueue])
+    premise.signal(SIGINT)
+    let outcome = try await premise.outcome()
+    #expect(outcome.status == 128 + SIGINT, "\(outcome)")
+    #expect(try objects(withKey: key).isEmpty, "the premise removed its queue")
+  }
+}

@@ -49,6 +49,90 @@ struct IPCSystemTests {
     #expect(after.lastOperationTime != nil, "semop sets sem_otime")
   }
 
+  @Test func listsSharedMemoryWithItsAttachments() async throws {
+    let memory = try SharedMemory(key: nil, flags: .createExclusive, mode: 0o600, size: 1000)
+    defer { try? memory.remove() }
+    let info = try #require(try listed(.sharedMemory, memory.id))
+    #expect(info.key == memory.key)
+    #expect(info.size == 1000)
+    #expect(info.attachCount == 1, "this process is attached")
+    #expect(info.creatorPID == getpid())
+    #expect(info.lastPID == getpid())
+    #expect(info.lastAttachTime != nil && info.lastDetachTime == nil)
+    #expect(info.semaphoreCount == nil && info.messageCount == nil)
+    #expect(!info.isMarkedForRemoval)
+
+    // A second process attaches: the listing counts it and names it as the last.
+    let helper = try HelperProcess(["shm-attach", String(memory.id), "--hold"])
+    do {
+      try await helper.waitForLine("holding", "yes")
+    } catch {
+      await helper.terminate()
+      throw error
+    }
+    let held = try listed(.sharedMemory, memory.id)
+    await helper.terminate()
+    #expect(held?.attachCount == 2)
+    #expect(held?.lastPID == helper.pid)
+
+    // Removed while attached: listed as marked for removal, with the private key, until the
+    // last detach.
+    try memory.remove()
+    let removed = try #require(try listed(.sharedMemory, memory.id))
+    #expect(removed.isMarkedForRemoval)
+    #expect(removed.key == .private)
+    try memory.detach()
+    #expect(try listed(.sharedMemory, memory.id) == nil)
+  }
+
+  @Test func listsAMessageQueueWithItsMessages() throws {
+    let queue = try MessageQueue(key: nil, flags: .createExclusive, mode: 0o620)
+    defer { try? queue.remove() }
+    try queue.send(Array("hello".utf8), type: 3)
+    try queue.send(Array("world!".utf8), type: 4)
+    let info = try #require(try listed(.messageQueue, queue.id))
+    #expect(info.key == queue.key)
+    #expect(info.mode == 0o620)
+    #expect(info.messageCount == 2)
+    #expect(info.messageBytes == 11)
+    #expect(info.maxQueueBytes == (try queue.maxSize))
+    #expect(info.lastSendPID == getpid())
+    #expect(info.lastReceivePID == 0)
+    #expect(info.lastSendTime != nil && info.lastReceiveTime == nil)
+    #expect(info.size == nil && info.semaphoreCount == nil)
+
+    _ = try queue.receive()
+    let after = try #require(try listed(.messageQueue, queue.id))
+    #expect(after.messageCount == 1 && after.messageBytes == 6)
+    #expect(after.lastReceivePID == getpid() && after.lastReceiveTime != nil)
+  }
+
+  @Test func listsASemaphoreSetWithItsCount() throws {
+    let set = try SemaphoreSet(key: nil, count: 5, flags: .createExclusive)
+    defer { try? set.remove() }
+    #expect(try listed(.semaphore, set.id)?.semaphoreCount == 5)
+  }
+
+  @Test func idsAreUniquePerKindOnly() throws {
+    // Every kind is listed, and each entry's kind and id name a real object.
+    let semaphore = try makeSemaphore()
+    defer { try? semaphore.remove() }
+    let memory = try SharedMemory(key: nil, flags: .createExclusive, size: 64)
+    defer { try? memory.remove() }
+    let queue = try MessageQueue(key: nil, flags: .createExclusive)
+    defer { try? queue.remove() }
+    let all = try IPCSystem.objects()
+    #expect(all.contains { $0.kind == .semaphore && $0.id == semaphore.id })
+    #expect(all.contains { $0.kind == .sharedMemory && $0.id == memory.id })
+    #expect(all.contains { $0.kind == .messageQueue && $0.id == queue.id })
+    let kinds = all.map(\.kind)
+    #expect(
+      kinds
+        == kinds.sorted {
+          IPCObjectKind.allCases.firstIndex(of: $0)! < IPCObjectKind.allCases.firstIndex(of: $1)!
+        })
+  }
+
   @Test func objectByIDMatchesTheListing() throws {
     let semaphore = try makeSemaphore(mode: 0o600)
     defer { try? semaphore.remove() }

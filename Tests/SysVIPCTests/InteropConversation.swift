@@ -58,13 +58,15 @@ func converse(
     conclusion.executable, conclusion.arguments, directory: directory.path)
   let conclusionOutcome = try await second.outcome()
   let premiseOutcome = try await first.outcome()
-  #expect(premiseOutcome.status == 0, "\(premise): \(premiseOutcome)", sourceLocation: sourceLocation)
+  #expect(
+    premiseOutcome.status == 0, "\(premise): \(premiseOutcome)", sourceLocation: sourceLocation)
   #expect(
     conclusionOutcome.status == 0, "\(conclusion): \(conclusionOutcome)",
     sourceLocation: sourceLocation)
   // Every round was spoken: each side logged its last round's message.
   #expect(
-    !premiseOutcome.output.contains("corruption") && !conclusionOutcome.output.contains("corruption"),
+    !premiseOutcome.output.contains("corruption")
+      && !conclusionOutcome.output.contains("corruption"),
     sourceLocation: sourceLocation)
   #expect(
     try objects(withKey: key).isEmpty, "the premise removed what it created",

@@ -55,7 +55,8 @@ final class LaunchedProcess: Sendable {
     var child: pid_t = 0
     let rc = posix_spawnp(&child, path, &actions, &attributes, cArguments, environ)
     guard rc == 0 else {
-      throw TimedOut(description: "posix_spawn \(executable) failed: \(String(cString: strerror(rc)))")
+      throw TimedOut(
+        description: "posix_spawn \(executable) failed: \(String(cString: strerror(rc)))")
     }
     pid = child
   }
@@ -169,11 +170,14 @@ func unusedKey() throws -> IPCKey {
     let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
     let key = semaphore.key
     try semaphore.remove()
-    // Free for shared memory too? (Taken: try another.)
-    if let memory = try? SharedMemory(key: key, flags: .createExclusive, size: 64) {
-      try memory.remove()
-      return key
+    // Free for shared memory and queues too? (Taken: try another.)
+    guard let memory = try? SharedMemory(key: key, flags: .createExclusive, size: 64) else {
+      continue
     }
+    try memory.remove()
+    guard let queue = try? MessageQueue(key: key, flags: .createExclusive) else { continue }
+    try queue.remove()
+    return key
   }
   throw TimedOut(description: "no key free for every kind of object")
 }
@@ -189,7 +193,7 @@ func removeObjects(withKey key: IPCKey) -> [String] {
     switch object.kind {
     case .semaphore: try? SysVIPC.Semaphore.remove(id: object.id)
     case .sharedMemory: try? SharedMemory.remove(id: object.id)
-    case .messageQueue: break  // MERGE: MessageQueue.remove
+    case .messageQueue: try? MessageQueue.remove(id: object.id)
     }
     removed.append(description)
   }
@@ -206,7 +210,8 @@ struct DemoDirectory {
   let path: String
 
   init(params: [(String, String)]) throws {
-    path = FileManager.default.temporaryDirectory
+    path =
+      FileManager.default.temporaryDirectory
       .appendingPathComponent("sysvipc-demo-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     let text = params.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"

@@ -90,3 +90,57 @@ struct InteropTests {
     #expect(try semaphore.lastPID == process.pid, "Python's acquire was the last operation")
   }
 }
+
+@Suite("Interop: message queues, Swift with Python", .serialized)
+struct InteropMessageQueueTests {
+  @Test(.enabled(if: python3 != nil, "python3 with the sysv_ipc module is not installed"))
+  func swiftPremisePythonConclusion() async throws {
+    try await converse(
+      premise: .swift("message_queues", "premise"),
+      conclusion: .python("message_queues.py", "conclusion"), expectedKinds: [.messageQueue])
+  }
+
+  @Test(.enabled(if: python3 != nil, "python3 with the sysv_ipc module is not installed"))
+  func pythonPremiseSwiftConclusion() async throws {
+    try await converse(
+      premise: .python("message_queues.py", "premise"),
+      conclusion: .swift("message_queues", "conclusion"), expectedKinds: [.messageQueue])
+  }
+
+  /// Swift asks, a Python server answers: requests of type 1, each reply typed with the
+  /// asker's pid so that it reaches only its asker; a message of another type is left alone.
+  @Test(.enabled(if: python3 != nil, "python3 with the sysv_ipc module is not installed"))
+  func typedRequestAndReplyWithAPythonServer() async throws {
+    let python = try #require(python3)
+    let queue = try MessageQueue(key: nil, flags: .createExclusive)
+    defer { try? queue.remove() }
+    let server = try LaunchedProcess(
+      python, ["\(packageRoot)/Tests/Interop/mq_server.py", String(queue.key.rawValue)])
+    do {
+      try await server.waitForOutput("serving=yes")
+      let me = Int(getpid())
+      try await queue.send("not for the server", type: 9)
+      for number in [2, 3, 12, -5] {
+        try await queue.send("\(me) \(number)", type: 1)
+        let reply = try await onThread { try queue.receive(type: me, timeout: .seconds(30)) }
+        #expect(reply.type == me)
+        #expect(
+          String(decoding: reply.message, as: UTF8.self)
+            == "\(number) squared is \(number * number)")
+      }
+      try await queue.send("\(me) quit", type: 1)
+      let bye = try await onThread { try queue.receive(type: me, timeout: .seconds(30)) }
+      #expect(bye.message == Array("bye".utf8))
+    } catch {
+      await server.kill()
+      throw error
+    }
+    let outcome = try await server.outcome()
+    #expect(outcome.status == 0, "\(outcome)")
+    #expect(outcome.output.contains("served=4"), "\(outcome)")
+    // The type-9 message is still there: typed receives leave other types alone.
+    let left = try await queue.receive(block: false)
+    #expect(left.type == 9 && left.message == Array("not for the server".utf8))
+    #expect(try queue.currentMessages == 0)
+  }
+}
