@@ -11,11 +11,17 @@ import SysVIPC
 /// A child process started with `posix_spawn`, with a clean signal state (the parent blocks
 /// its termination signals; the child must not inherit that).
 public final class ChildProcess: Sendable {
+  /// The child's process id.
   public let pid: pid_t
   private let status = Mutex<Int32?>(nil)
 
+  /// Starts `executable` with `arguments`; standard input, output and error are shared.
   public init(executable: String, _ arguments: [String]) throws {
-    var attributes = posix_spawnattr_t()
+    #if canImport(Darwin)
+      var attributes: posix_spawnattr_t? = nil
+    #else
+      var attributes = posix_spawnattr_t()
+    #endif
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
     var empty = sigset_t()
@@ -29,7 +35,12 @@ public final class ChildProcess: Sendable {
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child: pid_t = 0
-    let rc = posix_spawn(&child, executable, nil, &attributes, argv, environ)
+    #if canImport(Darwin)
+      let environment = _NSGetEnviron().pointee
+    #else
+      let environment = environ
+    #endif
+    let rc = posix_spawn(&child, executable, nil, &attributes, argv, environment)
     guard rc == 0 else {
       throw IPCError(.system, "posix_spawn \(executable): \(String(cString: strerror(rc)))")
     }

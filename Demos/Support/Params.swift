@@ -4,6 +4,7 @@ import SysVIPC
 /// A demo's `params.txt`: `NAME=value` lines, `#` starting a comment, as the reference's demos
 /// read it. PERMISSIONS is octal; the other values are decimal.
 public struct DemoParams: Sendable {
+  /// Every `NAME=value` line, by upper-cased name.
   public var values: [String: Int]
 
   /// Reads `path`; prints the problem and exits with status 2 when it cannot.
@@ -16,6 +17,7 @@ public struct DemoParams: Sendable {
     }
   }
 
+  /// Reads the file at `path`; throws when it is missing or a line is not `NAME=number`.
   public init(path: String) throws {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     values = [:]
@@ -32,6 +34,7 @@ public struct DemoParams: Sendable {
     }
   }
 
+  /// The value of `name`, or `value` when the file has none; throws when both are missing.
   public func int(_ name: String, default value: Int? = nil) throws -> Int {
     guard let result = values[name] ?? value else {
       throw ParamsError(description: "\(name) is missing")
@@ -39,8 +42,11 @@ public struct DemoParams: Sendable {
     return result
   }
 
+  /// ITERATIONS: how many rounds the two sides talk.
   public var iterations: Int { get throws { try int("ITERATIONS") } }
+  /// LIVE_DANGEROUSLY (default 0): talk without the semaphore.
   public var liveDangerously: Bool { get throws { try int("LIVE_DANGEROUSLY", default: 0) != 0 } }
+  /// KEY: the key of the demo's objects (decimal, within `key_t`).
   public var key: IPCKey {
     get throws {
       let value = try int("KEY")
@@ -50,12 +56,16 @@ public struct DemoParams: Sendable {
       return IPCKey(rawValue: key)
     }
   }
+  /// PERMISSIONS (octal, default 0600): the mode of the objects the premise creates.
   public var permissions: IPCPermissions {
     get throws { IPCPermissions(rawValue: UInt32(try int("PERMISSIONS", default: 0o600))) }
   }
+  /// SHM_SIZE (default 4096): the segment's size in bytes.
   public var sharedMemorySize: Int { get throws { try int("SHM_SIZE", default: 4096) } }
 }
 
+/// A params.txt that cannot be used, and why.
 public struct ParamsError: Error, CustomStringConvertible {
+  /// What is wrong.
   public var description: String
 }

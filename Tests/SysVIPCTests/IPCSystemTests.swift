@@ -113,8 +113,8 @@ struct IPCSystemTests {
     #expect(try listed(.semaphore, set.id)?.semaphoreCount == 5)
   }
 
-  @Test func idsAreUniquePerKindOnly() throws {
-    // Every kind is listed, and each entry's kind and id name a real object.
+  @Test func everyKindIsListedInKindOrder() throws {
+    // Kind by kind, in IPCObjectKind.allCases order: semaphores, shared memory, queues.
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
     let memory = try SharedMemory(key: nil, flags: .createExclusive, size: 64)
