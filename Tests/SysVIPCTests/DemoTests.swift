@@ -13,7 +13,7 @@ struct DemoTests {
   @Test func semAndShmSwiftWithSwift() async throws {
     try await converse(
       premise: .swift("sem_and_shm", "premise"), conclusion: .swift("sem_and_shm", "conclusion"),
-      expectedKinds: [.semaphore, .sharedMemory], iterations: 200)
+      expectedKinds: [.semaphore, .sharedMemory], iterations: 30)
   }
 
   @Test(arguments: [SIGINT, SIGTERM])
@@ -132,7 +132,7 @@ struct DemoMessageQueueTests {
     try await converse(
       premise: .swift("message_queues", "premise"),
       conclusion: .swift("message_queues", "conclusion"), expectedKinds: [.messageQueue],
-      iterations: 200)
+      iterations: 30)
   }
 
   @Test func messageQueuesPremiseRemovesItsQueueWhenInterrupted() async throws {
