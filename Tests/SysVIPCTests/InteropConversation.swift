@@ -73,12 +73,11 @@ func converse(
     sourceLocation: sourceLocation)
 }
 
-/// The C premise and conclusion, built once into a temporary directory with
+/// The C premise and conclusion, built once per test run into .build/c-demo with
 /// Demos/sem_and_shm/c/build.sh; `nil` when there is no C compiler.
 let cDemo: String? = {
   guard cCompiler != nil else { return nil }
-  let directory = FileManager.default.temporaryDirectory
-    .appendingPathComponent("sysvipc-c-demo-\(getpid())").path
+  let directory = "\(packageRoot)/.build/c-demo"
   let script = "\(packageRoot)/Demos/sem_and_shm/c/build.sh"
   guard succeeds("/bin/sh", [script, directory]) else { return nil }
   return directory
