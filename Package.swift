@@ -39,6 +39,24 @@ let package = Package(
       name: "SysVIPCTestHelper",
       dependencies: ["SysVIPC"]
     ),
+    // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
+    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals).
+    .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
+    .executableTarget(
+      name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
+    .executableTarget(
+      name: "message_queues", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/message_queues", exclude: ["README.md", "params.txt"]),
+    .executableTarget(
+      name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/buffer_protocol", exclude: ["README.md"]),
+    .executableTarget(
+      name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
+    .executableTarget(
+      name: "ftok_experiment", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
       dependencies: ["SysVIPC", "SysVIPCTestHelper"]
