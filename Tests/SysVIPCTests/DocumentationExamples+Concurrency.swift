@@ -67,7 +67,7 @@ struct DocumentationExamplesConcurrency {
     do {
       try await waiter.value
     } catch let error as IPCError where error.isCancellation {
-      // The wait ended within about 20 ms of the cancellation; the value is unchanged.
+      // The wait ended within about 10 ms of the cancellation; the value is unchanged.
       cancelled = true
     }
     #expect(cancelled)

@@ -230,6 +230,19 @@ func tryTheLock(_ lock: SysVIPC.Semaphore) throws(IPCError) -> String {
   }
 }
 
+// Errors.md: what an error carries.
+/// Sets the value, and returns the error instead of throwing it.
+func setValueReporting(_ value: Int, on lock: SysVIPC.Semaphore) -> IPCError? {
+  do {
+    try lock.setValue(value)
+    return nil
+  } catch {
+    print(error.kind, error.errno as Any, error.message)
+    // outOfRange nil semctl(SETVAL): value -1 is outside 0...32767
+    return error
+  }
+}
+
 @Suite("Documentation examples: lifetimes and errors")
 struct DocumentationExamplesLifetimes {
   @Test func removeWhatYouCreate() throws {
@@ -289,15 +302,7 @@ struct DocumentationExamplesLifetimes {
   @Test func whatAnErrorCarries() throws {
     let lock = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
     defer { try? lock.remove() }
-    var caught: IPCError?
-    // Errors.md: what an error carries.
-    do {
-      try lock.setValue(-1)
-    } catch {
-      print(error.kind, error.errno as Any, error.message)
-      // outOfRange nil semctl(SETVAL): value -1 is outside 0...32767
-      caught = error
-    }
+    let caught = setValueReporting(-1, on: lock)
     #expect(caught?.kind == .outOfRange && caught?.errno == nil)
     #expect(caught?.message.hasPrefix("semctl(SETVAL): value -1 is outside 0...") == true)
     #expect(try lock.value == 0)
