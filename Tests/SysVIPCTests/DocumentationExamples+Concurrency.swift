@@ -99,7 +99,9 @@ struct DocumentationExamplesConcurrency {
       try await accounts.apply(
         [.init(index: 0, delta: -10), .init(index: 1, delta: 10)], timeout: .seconds(30))
     }
-    try await waitUntil("the transfer waits for funds") { try accounts.waitingForNonzero(at: 0) == 1 }
+    try await waitUntil("the transfer waits for funds") {
+      try accounts.waitingForNonzero(at: 0) == 1
+    }
     try accounts.setValue(10, at: 0)
     try await mover.value
     #expect(try accounts.values() == [0, 10])

@@ -83,7 +83,9 @@ struct DocumentationExamplesInterop {
   @Test(.enabled(if: python3 != nil, "needs python3 with sysv_ipc (pip install sysv-ipc)"))
   func python() async throws {
     let script = try temporaryFile("shout.py", pythonShouter)
-    defer { try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent) }
+    defer {
+      try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent)
+    }
     // Interop.md: the queue.
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
@@ -115,7 +117,9 @@ struct DocumentationExamplesInterop {
   @Test(.enabled(if: python3 != nil, "needs python3 with sysv_ipc (pip install sysv-ipc)"))
   func pythonRecipeAndOpenOrCreateAgree() async throws {
     let script = try temporaryFile("recipe.py", pythonSemaphoreRecipe)
-    defer { try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent) }
+    defer {
+      try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent)
+    }
     // Swift first: Python finds the semaphore initialised (sem_otime set) and does not wait.
     let key = try unusedKeyForExamples()
     let lock = try SysVIPC.Semaphore.openOrCreate(key: key, initialValue: 1)

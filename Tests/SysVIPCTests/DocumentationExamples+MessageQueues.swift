@@ -15,7 +15,7 @@ func sendIfRoom(_ chunk: [UInt8], on queue: MessageQueue) throws(IPCError) -> Bo
   do {
     try queue.send(chunk, block: false)
     return true
-  } catch where error.kind == .busy {
+  } catch  where error.kind == .busy {
     // Full: try again later, or wait with a timeout.
     return false
   }

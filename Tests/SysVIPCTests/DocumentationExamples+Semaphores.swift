@@ -34,7 +34,7 @@ func takeForksZeroAndOne(_ forks: SemaphoreSet) throws(IPCError) -> Bool {
       .init(index: 1, delta: -1, nonBlocking: true),
     ])
     return true
-  } catch where error.kind == .busy {
+  } catch  where error.kind == .busy {
     // One of them is taken, so neither was taken.
     return false
   }
@@ -120,7 +120,8 @@ struct DocumentationExamplesCreatingSafely {
     let slots = try SemaphoreSet.openOrCreate(key: key, count: 2, initialValues: [8, 0])
     defer { try? slots.remove() }
     #expect(try slots.values() == [8, 0])
-    #expect(try SemaphoreSet.openOrCreate(key: key, count: 2, initialValues: [1, 1]).id == slots.id)
+    #expect(
+      try SemaphoreSet.openOrCreate(key: key, count: 2, initialValues: [1, 1]).id == slots.id)
     #expect(try slots.values() == [8, 0])
   }
 
@@ -208,7 +209,7 @@ struct DocumentationExamplesSemaphoreSets {
 func takeUnlessRemoved(_ lock: SysVIPC.Semaphore) throws(IPCError) -> String {
   do {
     try lock.acquire()
-  } catch where error.kind == .existential {
+  } catch  where error.kind == .existential {
     // The semaphore was removed while this process waited (EIDRM).
     return "removed"
   }
@@ -221,10 +222,10 @@ func tryTheLock(_ lock: SysVIPC.Semaphore) throws(IPCError) -> String {
   do {
     try lock.acquire(timeout: .milliseconds(100))
     return "acquired"
-  } catch where error.kind == .busy {
+  } catch  where error.kind == .busy {
     // Timed out: another process holds it. Try again later, or report who (lock.lastPID).
     return "busy: \(error.message)"
-  } catch where error.kind == .existential {
+  } catch  where error.kind == .existential {
     // Removed: create it again, or stop.
     return "gone"
   }

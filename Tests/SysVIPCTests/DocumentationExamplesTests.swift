@@ -53,7 +53,14 @@ struct DocumentationExamplesTests {
     return blocks
   }
 
-  /// The example files' lines, trimmed, one array per file.
+  /// A line as compared: trimmed, with runs of spaces made one (swift-format writes
+  /// `catch  where`, with two).
+  static func normalized(_ line: some StringProtocol) -> String {
+    line.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+      .trimmingCharacters(in: .whitespaces)
+  }
+
+  /// The example files' lines, normalized, one array per file.
   static func exampleSources() throws -> [[String]] {
     let directory = root.appendingPathComponent("Tests/SysVIPCTests")
     return try FileManager.default.contentsOfDirectory(atPath: directory.path)
@@ -61,7 +68,7 @@ struct DocumentationExamplesTests {
       .map {
         try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
           .split(separator: "\n", omittingEmptySubsequences: false)
-          .map { $0.trimmingCharacters(in: .whitespaces) }
+          .map { normalized($0) }
       }
   }
 
@@ -77,7 +84,7 @@ struct DocumentationExamplesTests {
       #expect(
         ["swift", "python", "c"].contains(block.language),
         "\(block): give every code block a language")
-      var lines = block.lines.map { $0.trimmingCharacters(in: .whitespaces) }
+      var lines = block.lines.map { Self.normalized($0) }
       // A manifest excerpt cannot be compiled by a test; it is marked as such.
       if lines.first == "// In Package.swift:" { continue }
       // Imports at the top of a Swift example: each must be an import of the same file.

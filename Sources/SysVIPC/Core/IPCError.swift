@@ -17,7 +17,8 @@ import SystemPackage
 /// The mapping from `errno` to ``Kind`` is the same for every object kind; the DocC article
 /// "Errors" lists it.
 public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
-  /// The kinds of failure, after Python `sysv_ipc`'s exception classes.
+  /// The kinds of failure, after Python `sysv_ipc`'s exception classes; the article "Errors"
+  /// says which `errno` leads to each.
   public enum Kind: Hashable, Sendable, CustomStringConvertible {
     /// The object does not exist, no longer exists, or already exists
     /// (`ENOENT`, `EIDRM`, `EEXIST`; `EINVAL` for an id that names no object).
@@ -29,7 +30,8 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The operation would have had to wait and was not allowed to, or its timeout expired
     /// (`EAGAIN`, `ENOMSG`). Python: `BusyError`.
     case busy
-    /// Shared memory was accessed while not attached. Python: `NotAttachedError`.
+    /// Shared memory was accessed, or `shmdt` called, while not attached (no `shmat` mapping).
+    /// Python: `NotAttachedError`.
     case notAttached
     /// An argument was refused before any system call, or the kernel refused it (`EINVAL`).
     /// Python: `ValueError` / `TypeError`.
@@ -39,9 +41,10 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     case outOfRange
     /// Any other error from the operating system; ``IPCError/errno`` says which.
     case system
-    /// A defect in this package. Please report it.
+    /// A defect in this package, or a race it gave up on; no `errno` maps here. Please report it.
     case `internal`
 
+    /// The kind's name: `busy`, `existential`, ... (as the test helper prints it).
     public var description: String {
       switch self {
       case .existential: "existential"
@@ -56,11 +59,12 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// What went wrong.
+  /// What went wrong, mapped from ``errno`` for failed system calls.
   public let kind: Kind
-  /// The operating system's error, when the failure came from a system call.
+  /// The operating system's error (`errno`), when the failure came from a system call; `nil`
+  /// when an argument was refused before any call.
   public let errno: Errno?
-  /// A message naming the operation and the object.
+  /// A message naming the operation (the C call, such as `semop`) and the object.
   public let message: String
 
   /// Creates an error. Library users rarely need this; it is public so that code built on this
@@ -71,6 +75,7 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     self.errno = errno
   }
 
+  /// The ``message``, followed by the ``errno`` in brackets when there is one.
   public var description: String {
     if let errno { return "\(message) [\(errno)]" }
     return message

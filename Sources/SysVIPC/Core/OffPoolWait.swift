@@ -77,7 +77,8 @@ extension IPCError {
     IPCError(.busy, "\(what): cancelled", errno: .canceled)
   }
 
-  /// Whether this error reports a cancelled task rather than a failure of the operation.
+  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
+  /// than a failure of the operation.
   public var isCancellation: Bool { kind == .busy && errno == .canceled }
 }
 

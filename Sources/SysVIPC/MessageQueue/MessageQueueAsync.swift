@@ -58,8 +58,8 @@ extension MessageQueueCall {
 }
 
 extension MessageQueue {
-  /// ``send(_:block:type:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` for async code: when the
-  /// queue is full, waits without blocking a Swift concurrency thread, and honours task
+  /// ``send(_:block:type:timeout:)-95i58`` for async code (`msgsnd`, polled with `IPC_NOWAIT`):
+  /// when the queue is full, waits without blocking a Swift concurrency thread, and honours task
   /// cancellation (nothing is sent then). The bytes are copied before the first suspension.
   public func send(
     _ buffer: UnsafeRawBufferPointer, block: Bool = true, type: Int = 1, timeout: Duration? = nil
@@ -91,7 +91,7 @@ extension MessageQueue {
     }
   }
 
-  /// ``send(_:block:type:timeout:)-(Sequence<UInt8>,_,_,_)`` for async code, as the
+  /// ``send(_:block:type:timeout:)-1th8`` for async code (`msgsnd`), as the
   /// `UnsafeRawBufferPointer` form. At most one byte past ``maxMessageSize`` is read.
   public func send(
     _ message: some Sequence<UInt8>, block: Bool = true, type: Int = 1, timeout: Duration? = nil
@@ -105,14 +105,15 @@ extension MessageQueue {
       timeout: timeout)
   }
 
-  /// ``send(_:block:type:timeout:)-(String,_,_,_)`` for async code: the string's UTF-8 bytes.
+  /// ``send(_:block:type:timeout:)-6ysto`` for async code (`msgsnd`): the string's UTF-8 bytes.
   public func send(
     _ string: String, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) async throws(IPCError) {
     try await send(string.utf8, block: block, type: type, timeout: timeout)
   }
 
-  /// ``receive(block:type:timeout:options:)`` for async code: waits for a message without
+  /// ``receive(block:type:timeout:options:)-5tdpe`` for async code (`msgrcv`, polled with
+  /// `IPC_NOWAIT`): waits for a message without
   /// blocking a Swift concurrency thread, and honours task cancellation (nothing is taken off
   /// the queue then).
   public func receive(
@@ -144,7 +145,7 @@ extension MessageQueue {
   }
 
   /// The messages of `type` as they arrive, as an `AsyncSequence`: each step is an async
-  /// ``receive(block:type:timeout:options:)``.
+  /// ``receive(block:type:timeout:options:)-9bume`` (`msgrcv`, polled off the cooperative pool).
   ///
   /// ```swift
   /// for try await (message, type) in queue.messages() {
@@ -158,22 +159,27 @@ extension MessageQueue {
     Messages(queue: self, type: type, options: options)
   }
 
-  /// The `AsyncSequence` of ``messages(type:options:)``.
+  /// The `AsyncSequence` of ``messages(type:options:)``: one `msgrcv` per element.
   public struct Messages: AsyncSequence, Sendable {
+    /// A received message: its bytes and its type.
     public typealias Element = (message: [UInt8], type: Int)
+    /// What a step can throw.
     public typealias Failure = IPCError
 
     let queue: MessageQueue
     let type: Int
     let options: ReceiveOptions
 
+    /// An iterator that receives one message (`msgrcv`) per step.
     public func makeAsyncIterator() -> Iterator {
       Iterator(queue: queue, type: type, options: options)
     }
 
-    /// Receives one message per `next()`.
+    /// Receives one message (`msgrcv`) per `next()`.
     public struct Iterator: AsyncIteratorProtocol {
+      /// A received message: its bytes and its type.
       public typealias Element = (message: [UInt8], type: Int)
+      /// What a step can throw.
       public typealias Failure = IPCError
 
       let queue: MessageQueue
@@ -181,7 +187,8 @@ extension MessageQueue {
       let options: ReceiveOptions
       var finished = false
 
-      /// The next message, or `nil` once the queue is removed or the task cancelled.
+      /// The next message (`msgrcv`), or `nil` once the queue is removed (`EIDRM`) or the task
+      /// cancelled.
       public mutating func next() async throws(IPCError) -> Element? {
         guard !finished, !Task.isCancelled else { return nil }
         do {

@@ -51,7 +51,7 @@ public struct IPCLimits: Hashable, Sendable {
     self.pageSize = pageSize
   }
 
-  /// Every limit with its name, in the order above: for printing.
+  /// Every limit with its C name (`msgmax`, `semvmx`, ...), in the order above: for printing.
   public var all: KeyValuePairs<String, Int?> {
     [
       "msgmax": msgmax, "msgmnb": msgmnb, "msgmni": msgmni,

@@ -23,7 +23,7 @@ import CSysVIPC
 /// memory; ``messageCount``, ``messageBytes``, ``maxQueueBytes`` and the send and receive
 /// details for message queues.
 public struct IPCObjectInfo: Hashable, Sendable {
-  /// The kind of object.
+  /// The kind of object: which `*_STAT` call read it.
   public var kind: IPCObjectKind
   /// The key (`ipc_perm.__key`). A removed segment that is still attached shows
   /// ``IPCKey/private``.

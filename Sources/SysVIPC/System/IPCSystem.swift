@@ -37,7 +37,8 @@ public enum IPCSystem {
     return result
   }
 
-  /// Every object of one kind on the system; see ``objects()``.
+  /// Every object of one kind on the system (`SEM_STAT_ANY`, `SHM_STAT_ANY` or `MSG_STAT_ANY` by
+  /// index, up to `SEM_INFO`, `SHM_INFO` or `MSG_INFO`); see ``objects()``.
   public static func objects(of kind: IPCObjectKind) throws(IPCError) -> [IPCObjectInfo] {
     let maxIndex: Int32
     switch kind {
