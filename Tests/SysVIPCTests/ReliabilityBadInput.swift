@@ -63,9 +63,6 @@ struct BadInput: Sendable, CustomTestStringConvertible {
   var name: String
   var kind: IPCError.Kind
   var mentions: String
-  /// Set when the library is known to fall short here (see the report); the check of the
-  /// message then runs inside `withKnownIssue`.
-  var knownIssue: Comment? = nil
   var call: @Sendable (BadInputFixture) throws -> Void
 
   var testDescription: String { name }
@@ -128,7 +125,6 @@ let badInputs: [BadInput] = [
   },
   BadInput(
     name: "set apply more operations than semopm", kind: .outOfRange, mentions: "semopm",
-    knownIssue: "E2BIG from semop is reported as \"message too big\", not as too many operations"
   ) {
     try $0.set.apply(Array(repeating: .init(index: 0, delta: 1), count: semopm + 1))
   },
@@ -352,13 +348,7 @@ struct ReliabilityBadInputTests {
     let before = try fixture.snapshot()
     let error = expectIPCError(input.kind) { try input.call(fixture) }
     if let error {
-      if let knownIssue = input.knownIssue {
-        withKnownIssue(knownIssue) {
-          #expect(error.message.contains(input.mentions), "\(error)")
-        }
-      } else {
-        #expect(error.message.contains(input.mentions), "\(error)")
-      }
+      #expect(error.message.contains(input.mentions), "\(error)")
     }
     #expect(try fixture.snapshot() == before)
     #expect(try fixture.queue.receive(block: false) == (BadInputFixture.seed, 7), "no message lost")
@@ -411,8 +401,7 @@ struct ReliabilityBadInputTests {
   /// An endless (non-contiguous) byte sequence, sent through a handle whose maxMessageSize
   /// (2^40) exceeds msgmax, or written into a 100-byte segment, in a helper whose address
   /// space may grow by 2 MiB only: the call must read at most one byte past the limit and
-  /// refuse, not gather the sequence until memory runs out. The sync send does; the async
-  /// send and the write do not yet (known issues, see the report): the helper crashes.
+  /// refuse, not gather the sequence until memory runs out.
   @Test(arguments: [("send", false), ("send", true), ("write", false)])
   func anEndlessSequenceIsRefusedNotGatheredUntilMemoryRunsOut(target: String, async: Bool)
     async throws
@@ -425,17 +414,8 @@ struct ReliabilityBadInputTests {
     let outcome = try await HelperProcess.run(
       ["rel-endless", target, String(id)] + (async ? ["--async"] : []))
     let expected = target == "send" ? "outOfRange" : "invalidArgument"
-    let check = {
-      #expect(outcome.status == 1, "the helper did not end normally: \(outcome.output.prefix(300))")
-      #expect(outcome.errorKind == expected, "\(outcome.output.prefix(300))")
-    }
-    if async || target == "write" {
-      withKnownIssue(
-        "the \(async ? "async send" : "write") gathers a non-contiguous sequence without bound"
-      ) { check() }
-    } else {
-      check()
-    }
+    #expect(outcome.status == 1, "the helper did not end normally: \(outcome.output.prefix(300))")
+    #expect(outcome.errorKind == expected, "\(outcome.output.prefix(300))")
     #expect(try queue.currentMessages == 0)
     #expect(try memory.read() == [UInt8](repeating: 0x2E, count: 100), "nothing written")
   }

@@ -181,12 +181,14 @@ extension ReliabilityFaultTests {
 
   /// A timed wait interrupted by SIGUSR1 every 150 ms and by SIGSTOP/SIGCONT for 100 ms still
   /// ends at its original deadline (2 s): a wait that restarted its timeout after each
-  /// interruption would end near 3.8 s. (The semaphore without SA_RESTART is
-  /// SemaphoreProcessTests.aTimedWaitKeepsItsDeadlineThroughSignals.)
-  @Test(arguments: [
-    ("acquire", "--sigusr1-restart"), ("receive", "--sigusr1"), ("receive", "--sigusr1-restart"),
-    ("send", "--sigusr1"), ("send", "--sigusr1-restart"),
-  ])
+  /// interruption would end near 3.8 s.
+  @Test(
+    .timingSensitive,
+    arguments: [
+      ("acquire", "--sigusr1"), ("acquire", "--sigusr1-restart"), ("receive", "--sigusr1"),
+      ("receive", "--sigusr1-restart"),
+      ("send", "--sigusr1"), ("send", "--sigusr1-restart"),
+    ])
   func aTimedWaitKeepsItsDeadlineThroughSignalsAndStops(operation: String, handler: String)
     async throws
   {
@@ -224,7 +226,8 @@ extension ReliabilityFaultTests {
     let seconds = try #require(Double(outcome.value("elapsed") ?? ""))
     #expect(seconds >= 1.95, "\(outcome.output)")
     #expect(seconds < 3.5, "the deadline moved: \(outcome.output)")
-    #expect(Int(outcome.value("signals") ?? "0")! >= 5, "\(outcome.output)")
+    // Standard signals sent while the helper is not running merge into one: count at least one.
+    #expect(Int(outcome.value("signals") ?? "0")! >= 1, "\(outcome.output)")
     reportFigure("timed \(operation) \(handler): deadline 2 s, ended after \(seconds) s")
     #expect(try semaphore.value == 0)
     #expect(try queue.currentMessages == (operation == "send" ? 1 : 0), "nothing sent late")

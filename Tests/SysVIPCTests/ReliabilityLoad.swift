@@ -65,7 +65,7 @@ private func expectedChecksum(producers: Int, count: Int) -> UInt64 {
 }
 
 /// Load: real processes (the test helper, nice 10), run one test at a time.
-@Suite("Reliability: load", .tags(.reliability), .serialized)
+@Suite("Reliability: load", .tags(.reliability), .serialized, .timingSensitive)
 struct ReliabilityLoadTests {
   static let workers = 8
   static let increments = 20_000

@@ -66,6 +66,9 @@ final class HelperProcess: Sendable {
     pid = child
   }
 
+  /// The output file goes with the last reference, also when a test never collected the outcome.
+  deinit { try? FileManager.default.removeItem(atPath: outputPath) }
+
   /// Everything the helper printed so far.
   var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
