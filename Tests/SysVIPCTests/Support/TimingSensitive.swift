@@ -1,9 +1,10 @@
 import Testing
 
 /// Tests whose assertions are timings (a deadline kept through signals, a cancellation within
-/// 50 ms) and the load tests, which saturate this machine's few cores, take turns: Swift
-/// Testing runs suites in parallel, and a timing measured during a load run would be the
-/// load's, not the library's.
+/// 50 ms) and the tests that saturate this machine's few cores (the load tests; the demos and
+/// interop conversations, which poll as the reference's demos do) take turns: Swift Testing
+/// runs suites in parallel, and a timing measured during a load would be the load's, not the
+/// library's.
 struct TimingSensitive: TestTrait, SuiteTrait, TestScoping {
   var isRecursive: Bool { true }
 
