@@ -26,11 +26,13 @@ let package = Package(
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
-    // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ...
+    // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
+    // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).
     .executableTarget(
       name: "sysvipc",
       dependencies: [
         "SysVIPC",
+        "DemoSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -40,7 +42,8 @@ let package = Package(
       dependencies: ["SysVIPC"]
     ),
     // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
-    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals).
+    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals),
+    // and serves the `sysvipc` tool's `demo` too.
     .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
     .executableTarget(
       name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],

@@ -8,12 +8,13 @@ import SysVIPC
   import Darwin
 #endif
 
-/// What a demo created, removed at the end and also when SIGINT, SIGTERM or SIGHUP arrives.
+/// What a demo (or `sysvipc demo`) created, removed at the end and also when SIGINT, SIGTERM or
+/// SIGHUP arrives.
 ///
 /// The signals are blocked in every thread and taken by one thread with `sigwait`, so the
-/// removal runs as ordinary code (not in a signal handler) even while the main thread waits in
+/// removal runs as ordinary code (not in a signal handler) even while another thread waits in
 /// the kernel. Then the signal is raised again with its default action, so that the shell sees
-/// the demo end by it. Create this first, before any other thread: threads inherit the mask.
+/// the process end by it. Create this first, before any other thread: threads inherit the mask.
 public final class CreatedObjects: Sendable {
   private struct State {
     var removals: [(name: String, remove: @Sendable () throws(IPCError) -> Void)] = []
@@ -21,11 +22,26 @@ public final class CreatedObjects: Sendable {
     var interrupted = false
   }
 
-  private let state = Mutex(State())
-  private let log: @Sendable (String) -> Void
+  /// What the signal thread did, for `log` to report: each program words it its own way.
+  public struct Interruption: Sendable, CustomStringConvertible {
+    /// `SIGINT`, `SIGTERM` or `SIGHUP`.
+    public let signalName: String
+    /// Every object recorded when the signal came (all were tried), as "semaphore 12".
+    public let recorded: [String]
+    /// Those actually removed, the last created first.
+    public let removed: [String]
 
-  /// - Parameter log: where to report an interruption.
-  public init(log: @escaping @Sendable (String) -> Void) {
+    /// `SIGINT: removed semaphore 12, shared memory 34` (or `removed nothing`).
+    public var description: String {
+      "\(signalName): removed \(removed.isEmpty ? "nothing" : removed.joined(separator: ", "))"
+    }
+  }
+
+  private let state = Mutex(State())
+  private let log: @Sendable (Interruption) -> Void
+
+  /// - Parameter log: where to report an interruption, before the signal ends the process.
+  public init(log: @escaping @Sendable (Interruption) -> Void) {
     self.log = log
     var set = sigset_t()
     sigemptyset(&set)
@@ -53,9 +69,17 @@ public final class CreatedObjects: Sendable {
     }
   }
 
-  /// Records a child process, to be sent SIGTERM when the demo is interrupted.
+  /// Records a child process, to be sent SIGTERM when the process is interrupted.
   public func adopt(_ pid: pid_t) {
     state.withLock { $0.children.append(pid) }
+  }
+
+  /// Ends the recorded children (SIGTERM) and forgets them: the conversation failed.
+  public func terminateChildren() {
+    state.withLock { state in
+      for child in state.children { kill(child, SIGTERM) }
+      state.children = []
+    }
   }
 
   /// Removes every recorded object, the last created first. Returns what was removed, and the
@@ -78,7 +102,8 @@ public final class CreatedObjects: Sendable {
     }
   }
 
-  /// Whether a signal interrupted the demo. Waits while the removal runs.
+  /// Whether a signal interrupted the process. Waits while the removal runs, so that a thread
+  /// that fails because its object vanished reports nothing misleading before the exit.
   public var wasInterrupted: Bool { state.withLock { $0.interrupted } }
 
   private func interrupt(_ number: Int32) {
@@ -89,10 +114,11 @@ public final class CreatedObjects: Sendable {
       for removal in state.removals.reversed() where (try? removal.remove()) != nil {
         removed.append(removal.name)
       }
-      state.removals = []
       let name = number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "SIGHUP"
-      log("\(name): removed \(removed.isEmpty ? "nothing" : removed.joined(separator: ", "))")
+      log(Interruption(signalName: name, recorded: state.removals.map(\.name), removed: removed))
+      state.removals = []
     }
+    // End the way the signal would have ended the process.
     signal(number, SIG_DFL)
     var set = sigset_t()
     sigemptyset(&set)

@@ -1,7 +1,6 @@
-/// MD5 (RFC 1321), for the demos' conversations: each message is the hex MD5 of the one before,
-/// so corruption shows. Not for security. (Foundation on Linux has no MD5, and the package
-/// takes no dependency for a demo.) The `sysvipc` tool has the same code in
-/// Sources/sysvipc/MD5.swift: the tool's target does not depend on the demos.
+/// MD5 (RFC 1321), for the conversations of the demos and of `sysvipc demo`: each message is
+/// the hex MD5 of the one before, so corruption shows. Not for security. (Foundation on Linux
+/// has no MD5, and the package takes no dependency for a demo.)
 public enum MD5 {
   /// The lowercase hex digest of `bytes`, as Python's `hashlib.md5(b).hexdigest()`.
   public static func hex(_ bytes: some Collection<UInt8>) -> String {

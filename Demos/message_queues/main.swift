@@ -46,7 +46,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
   let mode = try params.permissions
-  let created = CreatedObjects(log: { say($0) })
+  let created = CreatedObjects(log: { say($0.description) })
   let queue = try created.create { () throws(IPCError) in
     try MessageQueue(key: key, flags: .createExclusive, mode: mode)
   }

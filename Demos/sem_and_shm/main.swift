@@ -44,7 +44,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
   let mode = try params.permissions
   let dangerous = try params.liveDangerously
   let size = try params.sharedMemorySize
-  let created = CreatedObjects(log: { say($0) })
+  let created = CreatedObjects(log: { say($0.description) })
 
   // Both exclusively, the semaphore first; its value 0 means that Mrs. Premise holds it.
   let semaphore = try created.create { () throws(IPCError) in

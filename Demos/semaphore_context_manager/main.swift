@@ -64,7 +64,7 @@ if arguments.first == "child", arguments.count == 2, let raw = Int32(arguments[1
 
 // The parent.
 let say: @Sendable (String) -> Void = { line in DemoSupport.say("parent", line) }
-let created = CreatedObjects(log: { say($0) })
+let created = CreatedObjects(log: { say($0.description) })
 do {
   let semaphore = try created.create { () throws(IPCError) in
     try Semaphore(key: nil, flags: .createExclusive, initialValue: 1)

@@ -1,6 +1,6 @@
 import ArgumentParser
+import DemoSupport
 import Foundation
-import Synchronization
 import SysVIPC
 
 #if canImport(Glibc)
@@ -44,7 +44,11 @@ extension SysVIPCTool {
     }
 
     func run() throws {
-      let created = CreatedObjects()
+      let created = CreatedObjects(log: { interruption in
+        printError(
+          "sysvipc: \(interruption.signalName): removed \(interruption.recorded.count) object(s) "
+            + "this process created")
+      })
       let start = ContinuousClock.now
       do {
         let (semaphore, memory) = try createObjects(created)
@@ -55,7 +59,7 @@ extension SysVIPCTool {
           "Oooo 'ello, I'm Mrs. Premise! (pid \(getpid())) I created shared memory \(memory.id) "
             + "(\(memory.size) bytes) and semaphore \(semaphore.id), both at key \(memory.key).")
 
-        var lastWritten = Array(timestamp().utf8)
+        var lastWritten = Array(asciiTime().utf8)
         try speaker.write(lastWritten)
         speaker.say("I wrote the time, \(quoted(lastWritten)).")
         let child = try spawnConclusion(key: memory.key)
@@ -80,7 +84,7 @@ extension SysVIPCTool {
         try speaker.semaphore?.acquire(timeout: .seconds(10))
         if status != 0 { throw DemoFailure.partnerFailed(status) }
 
-        let errors = created.removeAll()
+        let errors = created.removeAll().errors
         if let error = errors.first { throw error }
         let elapsed = ContinuousClock.now - start
         let checked = 2 * iterations - 1
@@ -95,7 +99,7 @@ extension SysVIPCTool {
       } catch {
         if created.wasInterrupted { while true { pause() } }
         created.terminateChildren()
-        let errors = created.removeAll()
+        let errors = created.removeAll().errors
         for failure in errors { printError("sysvipc: \(failure)") }
         switch error {
         case let error as IPCError: SysVIPCTool.fail(error)
@@ -251,88 +255,6 @@ enum DemoFailure: Error, CustomStringConvertible {
     case .partnerFailed(let status): "Mrs. Conclusion failed (exit status \(status))"
     }
   }
-}
-
-/// A child process started with posix_spawn, with a clean signal state.
-final class ChildProcess: Sendable {
-  let pid: pid_t
-  private let status = Mutex<Int32?>(nil)
-
-  init(executable: String, _ arguments: [String]) throws {
-    #if canImport(Darwin)
-      var attributes: posix_spawnattr_t? = nil
-    #else
-      var attributes = posix_spawnattr_t()
-    #endif
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var child: pid_t = 0
-    #if canImport(Darwin)
-      let environment = _NSGetEnviron().pointee
-    #else
-      let environment = environ
-    #endif
-    let rc = posix_spawn(&child, executable, nil, &attributes, argv, environment)
-    guard rc == 0 else {
-      throw IPCError(.system, "posix_spawn \(executable): \(String(cString: strerror(rc)))")
-    }
-    pid = child
-  }
-
-  /// Whether the child has ended (reaping it).
-  var hasExited: Bool {
-    status.withLock { status in
-      if status != nil { return true }
-      var raw: Int32 = 0
-      if waitpid(pid, &raw, WNOHANG) == pid { status = Self.exitStatus(raw) }
-      return status != nil
-    }
-  }
-
-  /// Waits for the child to end; its exit status, or 128 + the signal that ended it.
-  func waitForExit() -> Int32 {
-    status.withLock { status in
-      if let status { return status }
-      var raw: Int32 = 0
-      while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
-      let result = Self.exitStatus(raw)
-      status = result
-      return result
-    }
-  }
-
-  private static func exitStatus(_ raw: Int32) -> Int32 {
-    (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-  }
-}
-
-/// This program's path, to start it again as the second process.
-func ownExecutable() -> String {
-  if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-    return path
-  }
-  return Bundle.main.executablePath ?? CommandLine.arguments[0]
-}
-
-/// The current time as C's `asctime` and Python's `time.asctime()` write it, without the newline:
-/// `Sun Nov 29 12:45:18 2026`.
-func timestamp() -> String {
-  var now = time(nil)
-  var parts = tm()
-  localtime_r(&now, &parts)
-  var buffer = [CChar](repeating: 0, count: 64)
-  let count = strftime(&buffer, buffer.count, "%a %b %e %H:%M:%S %Y", &parts)
-  return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func quoted(_ text: [UInt8]) -> String {

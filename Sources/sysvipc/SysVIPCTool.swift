@@ -1,5 +1,6 @@
 // `sysvipc`: System V IPC from the shell, built on the SysVIPC library's public API only.
 import ArgumentParser
+import DemoSupport
 import Foundation
 import SysVIPC
 
@@ -70,12 +71,6 @@ struct SysVIPCTool: ParsableCommand {
     printError("sysvipc: \(error)")
     terminate(error.kind == .busy ? Status.busy : Status.failure)
   }
-}
-
-/// Writes a line to standard error.
-func printError(_ message: String) {
-  fflush(nil)
-  FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 /// Prints a line and flushes it at once: two processes share the output in `demo`.

@@ -209,4 +209,21 @@ struct APIContractTests {
     try await set.apply([SemaphoreSet.Operation(index: 1, delta: 1)], timeout: .seconds(1))
     #expect(try set.values() == [0, 1])
   }
+
+  @Test func system() throws {
+    let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
+    defer { try? semaphore.remove() }
+    let objects: [IPCObjectInfo] = try IPCSystem.objects()
+    let mine = try #require(objects.first { $0.kind == .semaphore && $0.id == semaphore.id })
+    let _: IPCKey = mine.key
+    let _: IPCPermissions = mine.mode
+    let _: uid_t = mine.uid
+    let limits: IPCLimits = try IPCSystem.limits()
+    let values: [Int?] = [
+      limits.msgmax, limits.msgmnb, limits.msgmni, limits.semmsl, limits.semmns, limits.semopm,
+      limits.semmni, limits.semvmx, limits.shmmax, limits.shmall, limits.shmmni,
+    ]
+    #expect(values.allSatisfy { $0 != nil })
+    #expect(limits.pageSize == SharedMemory.pageSize)
+  }
 }

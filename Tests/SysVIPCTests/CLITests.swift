@@ -278,7 +278,7 @@ struct CLITests {
     #expect(listed.output.contains(" \(semaphore.id) "), "\(listed)")
   }
 
-  @Test func demoTalksAndRemovesWhatItCreated() async throws {
+  @Test(.timingSensitive) func demoTalksAndRemovesWhatItCreated() async throws {
     let outcome = try await sysvipc("demo", "--iterations", "25")
     #expect(outcome.status == 0, "\(outcome)")
     #expect(outcome.output.contains("Mrs. Conclusion: round 25"), "\(outcome)")
@@ -293,7 +293,7 @@ struct CLITests {
     #expect(throws: IPCError.self) { try IPCSystem.object(.semaphore, id: numbers[1]) }
   }
 
-  @Test(arguments: [SIGINT, SIGTERM])
+  @Test(.timingSensitive, arguments: [SIGINT, SIGTERM])
   func demoInterruptedRemovesWhatItCreated(_ signal: Int32) async throws {
     let demo = try LaunchedProcess(
       builtProduct("sysvipc"), ["demo", "--iterations", "100000000", "--quiet"])

@@ -8,7 +8,7 @@ import Testing
 
 /// The demos (Demos/*), run as a user runs them: their output, their exit status, and that they
 /// remove what they create, also when interrupted.
-@Suite("Demos: the reference's sample programs in Swift")
+@Suite("Demos: the reference's sample programs in Swift", .timingSensitive)
 struct DemoTests {
   @Test func semAndShmSwiftWithSwift() async throws {
     try await converse(
@@ -126,7 +126,7 @@ struct DemoTests {
   }
 }
 
-@Suite("Demos: message queues")
+@Suite("Demos: message queues", .timingSensitive)
 struct DemoMessageQueueTests {
   @Test func messageQueuesSwiftWithSwift() async throws {
     try await converse(

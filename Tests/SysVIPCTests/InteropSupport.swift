@@ -25,40 +25,11 @@ final class LaunchedProcess: Sendable {
       .appendingPathComponent("sysvipc-launched-\(UUID().uuidString)").path
     outputPath = base + ".out"
     errorPath = base + ".err"
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, input ?? "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    // A clean signal state: the test runner's threads may block or ignore signals.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     // glibc's Swift overlay lacks posix_spawn_file_actions_addchdir_np: a shell changes the
     // directory and then execs the program, keeping the pid.
     var argv = [executable] + arguments
-    var path = executable
-    if let directory {
-      path = "/bin/sh"
-      argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + argv
-    }
-    let cArguments = argv.map { strdup($0) } + [nil]
-    defer { cArguments.forEach { free($0) } }
-    var child: pid_t = 0
-    let rc = posix_spawnp(&child, path, &actions, &attributes, cArguments, environ)
-    guard rc == 0 else {
-      throw TimedOut(
-        description: "posix_spawn \(executable) failed: \(String(cString: strerror(rc)))")
-    }
-    pid = child
+    if let directory { argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + argv }
+    pid = try spawnCleanly(argv, input: input, output: outputPath, error: errorPath)
   }
 
   /// Standard output so far.

@@ -8,7 +8,7 @@ import Testing
 
 /// Swift with Python's `sysv_ipc` (built from source by .ci/run) and with C, on real objects:
 /// the reference's purpose is interaction between programs in different languages.
-@Suite("Interop: Swift with Python and C", .serialized)
+@Suite("Interop: Swift with Python and C", .serialized, .timingSensitive)
 struct InteropTests {
   // MARK: Shared memory and a semaphore: premise and conclusion
 
@@ -91,7 +91,7 @@ struct InteropTests {
   }
 }
 
-@Suite("Interop: message queues, Swift with Python", .serialized)
+@Suite("Interop: message queues, Swift with Python", .serialized, .timingSensitive)
 struct InteropMessageQueueTests {
   @Test(.enabled(if: python3 != nil, "python3 with the sysv_ipc module is not installed"))
   func swiftPremisePythonConclusion() async throws {

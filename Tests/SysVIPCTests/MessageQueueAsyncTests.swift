@@ -90,7 +90,7 @@ struct MessageQueueAsyncTests {
     #expect(all == [2, 4])
   }
 
-  @Test func aCancelledReceiveReturnsWithin50Milliseconds() async throws {
+  @Test(.timingSensitive) func aCancelledReceiveReturnsWithin50Milliseconds() async throws {
     let queue = try makeQueue()
     defer { try? queue.remove() }
     let outcome = try await HelperProcess.run(["async-cancel-receive", "\(queue.id)"])

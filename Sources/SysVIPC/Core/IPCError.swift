@@ -136,7 +136,12 @@ extension IPCError {
     case EAGAIN: (kind, reason) = (.busy, "would block")
     case ENOMSG: (kind, reason) = (.busy, "no message of the requested type")
     case ERANGE: (kind, reason) = (.outOfRange, "value out of range")
-    case E2BIG: (kind, reason) = (.outOfRange, "message too big")
+    case E2BIG:
+      // semop: more operations than semopm; msgsnd/msgrcv: a message too big.
+      (kind, reason) =
+        op.object == .semaphore
+        ? (.outOfRange, "too many operations in one call (more than semopm)")
+        : (.outOfRange, "message too big")
     case EINVAL:
       // For a call on an id, EINVAL usually means the id names no object (it was removed);
       // one IPC_STAT tells that apart from an argument the kernel refused.

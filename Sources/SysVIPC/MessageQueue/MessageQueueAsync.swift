@@ -82,7 +82,7 @@ extension MessageQueue {
     }
     // Full: refuse at once a message the queue can never hold, as the blocking form does.
     try MessageQueueCall.checkCapacity(id: id, textCount: count)
-    try await MessageQueueCall.waitingAsync(
+    _ = try await MessageQueueCall.waitingAsync(
       wait, IPCOperation("msgsnd", .messageQueue, id: id),
       wouldBlock: .resourceTemporarilyUnavailable
     ) { () throws(IPCError) -> Bool? in
@@ -92,11 +92,15 @@ extension MessageQueue {
   }
 
   /// ``send(_:block:type:timeout:)-1th8`` for async code (`msgsnd`), as the
-  /// `UnsafeRawBufferPointer` form. At most one byte past ``maxMessageSize`` is read.
+  /// `UnsafeRawBufferPointer` form. At most one byte past the limit (``maxMessageSize`` or
+  /// `msgmax`) is read.
   public func send(
     _ message: some Sequence<UInt8>, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) async throws(IPCError) {
-    let bytes = Array(message.prefix(maxMessageSize + 1))
+    // No message may exceed msgmax: read at most one byte past the limit, however long (or
+    // endless) the sequence is.
+    let limit = min(maxMessageSize, MessageQueueCall.systemMaxMessageSize ?? maxMessageSize)
+    let bytes = Array(message.prefix(limit + 1))
     let copy = MessageBlock(textCapacity: bytes.count)
     defer { copy.deallocate() }
     bytes.withUnsafeBytes { copy.bytes.copyMemory(from: $0) }

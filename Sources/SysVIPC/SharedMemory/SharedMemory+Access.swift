@@ -88,7 +88,12 @@ extension SharedMemory {
       Result { () throws(IPCError) in try copyIn(UnsafeRawBufferPointer(source), offset: offset) }
     }
     if let copied { return try copied.get() }
-    let gathered = Array(bytes)
+    // Gather at most one byte more than fits, so that even an endless sequence is refused.
+    guard offset >= 0, offset <= size else {
+      throw .invalid(
+        "write on shared memory \(id): offset \(offset) is outside the segment (0...\(size))")
+    }
+    let gathered = Array(bytes.prefix(size - offset + 1))
     try gathered.withUnsafeBytes { source in
       Result { () throws(IPCError) in try copyIn(source, offset: offset) }
     }.get()
