@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -67,3 +67,11 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// Documentation: `SYSVIPC_DOCC=1 swift package generate-documentation --target SysVIPC`
+// (or Scripts/build-docs.sh). The DocC plugin is added only when asked for, so the package's
+// users never fetch it.
+if Context.environment["SYSVIPC_DOCC"] != nil {
+  package.dependencies.append(
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"))
+}

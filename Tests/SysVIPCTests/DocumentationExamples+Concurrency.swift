@@ -53,7 +53,7 @@ struct DocumentationExamplesConcurrency {
     #expect(try licences.value == 2)
   }
 
-  @Test func cancellation() async throws {
+  @Test(.timingSensitive) func cancellation() async throws {
     let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
     defer { try? semaphore.remove() }
     var cancelled = false
@@ -71,11 +71,12 @@ struct DocumentationExamplesConcurrency {
       cancelled = true
     }
     #expect(cancelled)
-    #expect(clock.now - start < .seconds(2))
+    // Returns rather than hangs; the 50 ms figure is SemaphoreAsyncTests' (timed in a helper).
+    #expect(clock.now - start < .seconds(10))
     #expect(try semaphore.value == 0)
   }
 
-  @Test func cancellingAWaitThatHasBegun() async throws {
+  @Test(.timingSensitive) func cancellingAWaitThatHasBegun() async throws {
     let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
     defer { try? semaphore.remove() }
     let waiter = Task { try await semaphore.acquire() }
@@ -86,7 +87,7 @@ struct DocumentationExamplesConcurrency {
     let error = await #expect(throws: IPCError.self) { try await waiter.value }
     let took = clock.now - start
     #expect(error?.isCancellation == true)
-    #expect(took < .milliseconds(500), "cancellation took \(took)")
+    #expect(took < .seconds(10), "cancellation took \(took)")
     try await waitUntil("the waiter left") { try semaphore.waitingForNonzero == 0 }
     #expect(try semaphore.value == 0)
   }

@@ -90,11 +90,14 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
 struct IPCOperation: Sendable {
   /// The C call, such as `semop`.
   var call: StaticString
-  var object: IPCObjectKind
+  /// The kind of object; `nil` for a call on a file (`ftok`).
+  var object: IPCObjectKind?
   /// The object's id once it exists; `nil` for the *get calls.
   var id: Int32?
   /// The key, for the *get calls.
   var key: IPCKey?
+  /// The file, for `ftok`.
+  var path: String?
 
   init(_ call: StaticString, _ object: IPCObjectKind, id: Int32) {
     self.call = call
@@ -108,11 +111,18 @@ struct IPCOperation: Sendable {
     self.key = key
   }
 
-  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a".
+  init(_ call: StaticString, path: String) {
+    self.call = call
+    self.path = path
+  }
+
+  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a", "ftok on /tmp/x".
   var subject: String {
-    if let id { return "\(call) on \(object.name) \(id)" }
-    if let key { return "\(call) on \(object.name) with key \(key)" }
-    return "\(call) on \(object.name)"
+    if let path { return "\(call) on \(path)" }
+    let name = object?.name ?? "object"
+    if let id { return "\(call) on \(name) \(id)" }
+    if let key { return "\(call) on \(name) with key \(key)" }
+    return "\(call) on \(name)"
   }
 }
 
@@ -128,7 +138,7 @@ extension IPCError {
     let (kind, reason): (Kind, String)
     switch errno.rawValue {
     case EEXIST: (kind, reason) = (.existential, "already exists")
-    case ENOENT: (kind, reason) = (.existential, "does not exist")
+    case ENOENT, ENOTDIR: (kind, reason) = (.existential, "does not exist")
     case EIDRM:
       (kind, reason) = (.existential, "removed while waiting")
     case EACCES: (kind, reason) = (.permissions, "permission denied")
@@ -145,7 +155,7 @@ extension IPCError {
     case EINVAL:
       // For a call on an id, EINVAL usually means the id names no object (it was removed);
       // one IPC_STAT tells that apart from an argument the kernel refused.
-      if let id = op.id, !op.object.exists(id: id) {
+      if let id = op.id, let object = op.object, !object.exists(id: id) {
         (kind, reason) = (.existential, "does not exist (removed?)")
       } else {
         (kind, reason) = (.invalidArgument, "invalid argument")

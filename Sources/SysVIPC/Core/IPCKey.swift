@@ -66,16 +66,7 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
       throw .invalid("ftok: projectID \(projectID) is outside 1...255")
     }
     let key = ftok(path, projectID)
-    if key == -1 {
-      let error = currentErrno
-      let kind: IPCError.Kind =
-        switch error {
-        case .noSuchFileOrDirectory, .notDirectory: .existential
-        case .permissionDenied: .permissions
-        default: .system
-        }
-      throw IPCError(kind, "ftok on \(path): \(error)", errno: error)
-    }
+    if key == -1 { throw IPCError.system(currentErrno, IPCOperation("ftok", path: path)) }
     self.rawValue = key
   }
 

@@ -1,4 +1,5 @@
 import CSysVIPC
+import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
@@ -7,7 +8,7 @@ import CSysVIPC
 #endif
 
 // The async forms: the same waits, on a thread of their own, so that they never block Swift's
-// cooperative threads; a cancelled task returns within about 20 ms with an error for which
+// cooperative threads; a cancelled task returns within about 10 ms with an error for which
 // `IPCError.isCancellation` is true, and changes nothing.
 
 extension SemaphoreCall {
@@ -29,7 +30,8 @@ extension SemaphoreCall {
       subject, deadline: deadline,
       timedOut: {
         let seconds = Double(timeoutNanoseconds ?? 0) / 1e9
-        return IPCError(.busy, "\(subject): timed out after \(seconds) s")
+        return IPCError(
+          .busy, "\(subject): timed out after \(seconds) s", errno: .resourceTemporarilyUnavailable)
       }
     ) { slice, _ in
       var copy = operations
