@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -26,11 +26,13 @@ let package = Package(
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
-    // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ...
+    // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
+    // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).
     .executableTarget(
       name: "sysvipc",
       dependencies: [
         "SysVIPC",
+        "DemoSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -39,6 +41,25 @@ let package = Package(
       name: "SysVIPCTestHelper",
       dependencies: ["SysVIPC"]
     ),
+    // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
+    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals),
+    // and serves the `sysvipc` tool's `demo` too.
+    .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
+    .executableTarget(
+      name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
+    .executableTarget(
+      name: "message_queues", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/message_queues", exclude: ["README.md", "params.txt"]),
+    .executableTarget(
+      name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/buffer_protocol", exclude: ["README.md"]),
+    .executableTarget(
+      name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
+    .executableTarget(
+      name: "ftok_experiment", dependencies: ["SysVIPC", "DemoSupport"],
+      path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
       dependencies: ["SysVIPC", "SysVIPCTestHelper"]
@@ -46,3 +67,11 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// Documentation: `SYSVIPC_DOCC=1 swift package generate-documentation --target SysVIPC`
+// (or Scripts/build-docs.sh). The DocC plugin is added only when asked for, so the package's
+// users never fetch it.
+if Context.environment["SYSVIPC_DOCC"] != nil {
+  package.dependencies.append(
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"))
+}

@@ -15,10 +15,14 @@ import SysVIPC
 ///                                           take one unit
 /// async-cancel-acquire ID                  await an acquire in a task, cancel it once it waits,
 ///                                           print how long the task took to end (ms)
-/// create-default KIND                       with umask 0, create with the default mode; print it
+/// async-cancel-receive ID                  the same for a receive on an empty queue
+/// create-default KIND [--umask U]           with umask U (octal, default 0), create with the
+///                                           default mode; print it
 /// create-open KIND MODE                     create with MODE at a random key; print key and id
 /// ns-exhaust KIND LIMIT                     in a private IPC namespace: lower the kind's object
 ///                                           limit to LIMIT, create until ENOSPC, count objects
+/// KIND: semaphore, set, shared-memory, message-queue.
+/// load-... (LoadCommands.swift) and rel-... (ReliabilityCommands.swift): the reliability tests.
 func otherCommand(_ command: String, _ args: inout Arguments) throws {
   switch command {
   case "whoami":
@@ -59,8 +63,15 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
     try measureCancellation(waiters: { try semaphore.waitingForNonzero }) {
       try await semaphore.acquire()
     }
+  case "async-cancel-receive":
+    let queue = try MessageQueue(id: args.int32("id"))
+    // A polling receive shows in no kernel count: cancel once it has surely started polling.
+    let start = monotonicSeconds()
+    try measureCancellation(waiters: { monotonicSeconds() - start > 0.2 ? 1 : 0 }) {
+      _ = try await queue.receive()
+    }
   case "create-default":
-    umask(0)
+    umask(mode_t(args.option("umask").flatMap { UInt32($0, radix: 8) } ?? 0))
     let object = try createObject(kind: args.next("kind"), mode: nil)
     report("mode", String(try object.mode.rawValue, radix: 8))
     try object.remove()
@@ -72,12 +83,17 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
     report("id", String(object.id))
   case "ns-exhaust":
     try exhaustIdentifiers(kind: args.next("kind"), limit: Int(args.next("limit")) ?? 4)
+  case _ where command.hasPrefix("load-"):
+    try loadCommand(command, &args)
+  case _ where command.hasPrefix("rel-"):
+    try reliabilityCommand(command, &args)
   default:
     fail("unknown command \(command)")
   }
 }
 
-/// Creates one object of `kind` (semaphore, set, ...) at a random key, with `mode` or the default.
+/// Creates one object of `kind` (semaphore, set, shared-memory, message-queue) at a random key,
+/// with `mode` or the default.
 func createObject(kind: String, mode: IPCPermissions?) throws -> any IPCObject {
   switch kind {
   case "semaphore":
@@ -86,6 +102,12 @@ func createObject(kind: String, mode: IPCPermissions?) throws -> any IPCObject {
   case "set":
     if let mode { return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive, mode: mode) }
     return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive)
+  case "shared-memory":
+    if let mode { return try SharedMemory(key: nil, flags: .createExclusive, mode: mode) }
+    return try SharedMemory(key: nil, flags: .createExclusive)
+  case "message-queue":
+    if let mode { return try MessageQueue(key: nil, flags: .createExclusive, mode: mode) }
+    return try MessageQueue(key: nil, flags: .createExclusive)
   default:
     fail("unknown kind \(kind)")
   }

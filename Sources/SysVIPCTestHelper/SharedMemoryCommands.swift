@@ -12,6 +12,9 @@ import SysVIPC
 ///                                   attach by id (SharedMemory.attach(id:))
 /// shm-write ID OFFSET TEXT [--hold] attach by id and write TEXT at OFFSET
 /// shm-read ID OFFSET COUNT          attach by id and print COUNT bytes at OFFSET as text=...
+/// shm-race-open-or-create KEY GATE_ID SIZE INDEX
+///                                   wait for the gate semaphore to reach zero, then
+///                                   SharedMemory.openOrCreate and set byte INDEX to 1
 /// shm-alloc-check ID                count the allocations of the zero-copy paths (Linux, glibc's
 ///                                   mtrace): prints allocations=N
 ///
@@ -41,6 +44,16 @@ func sharedMemoryCommand(_ command: String, _ args: inout Arguments) throws {
     let offset = Int(args.next("offset")) ?? -1
     var options = SegmentOptions(offset: offset, read: Int(args.next("count")) ?? -1)
     try options.use(memory)
+  case "shm-race-open-or-create":
+    let key = args.key()
+    let gate = try Semaphore(id: args.int32("gate"))
+    let size = Int(args.next("size")) ?? 0
+    let index = Int(args.next("index")) ?? 0
+    report("ready", "yes")
+    try gate.waitForZero()
+    let (memory, created) = try SharedMemory.openOrCreateReportingCreation(key: key, size: size)
+    report("created", created ? "yes" : "no")
+    try memory.write([1], offset: index)
   case "shm-alloc-check":
     try allocationCheck(id: args.int32("id"))
   default:

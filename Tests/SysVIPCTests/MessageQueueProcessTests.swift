@@ -21,7 +21,7 @@ struct MessageQueueProcessTests {
     let helper = try HelperProcess(["mq-receive", String(queue.id)])
     try await waitUntilBlocked(helper)
     #expect(try queue.lastReceivePID == 0, "nothing received yet")
-    try queue.send("wake up", type: 5)
+    try await queue.send("wake up", type: 5)
     let outcome = try await helper.outcome()
     #expect(outcome.ok, "\(outcome.output)")
     #expect(outcome.value("message") == "wake up")
@@ -35,15 +35,15 @@ struct MessageQueueProcessTests {
     let queue = try makeMessageQueue()
     defer { try? queue.remove() }
     try queue.setMaxSize(10)
-    try queue.send(messagePattern(10))
+    try await queue.send(messagePattern(10))
     let helper = try HelperProcess(["mq-send", String(queue.id), "second", "--type", "2"])
     try await waitUntilBlocked(helper)
     #expect(try queue.currentMessages == 1, "the helper's message is not in yet")
-    #expect(try queue.receive(block: false).message == messagePattern(10))
+    #expect(try await queue.receive(block: false).message == messagePattern(10))
     let outcome = try await helper.outcome()
     #expect(outcome.ok, "\(outcome.output)")
     #expect(try queue.lastSendPID == helper.pid)
-    #expect(try queue.receive(block: false) == (Array("second".utf8), 2))
+    #expect(try await queue.receive(block: false) == (Array("second".utf8), 2))
   }
 
   @Test func removalWhileAHelperWaitsToReceiveIsExistential() async throws {
@@ -61,7 +61,7 @@ struct MessageQueueProcessTests {
     let queue = try makeMessageQueue()
     defer { try? queue.remove() }
     try queue.setMaxSize(10)
-    try queue.send(messagePattern(10))
+    try await queue.send(messagePattern(10))
     let helper = try HelperProcess(["mq-send", String(queue.id), "blocked"])
     try await waitUntilBlocked(helper)
     try queue.remove()
@@ -74,10 +74,10 @@ struct MessageQueueProcessTests {
     let queue = try makeMessageQueue()
     defer { try? queue.remove() }
     // A message of another type waits untouched through the exchange.
-    try queue.send("bystander", type: 3)
+    try await queue.send("bystander", type: 3)
     let helper = try HelperProcess(["mq-serve", String(queue.id), "3"])
     for request in ["alpha", "beta", "gamma"] {
-      try queue.send(request, type: 1)
+      try await queue.send(request, type: 1)
       let reply = try await onThread { try queue.receive(type: 2, timeout: .seconds(30)) }
       #expect(String(decoding: reply.message, as: UTF8.self) == request.uppercased())
       #expect(reply.type == 2)
@@ -87,7 +87,7 @@ struct MessageQueueProcessTests {
     #expect(outcome.ok, "\(outcome.output)")
     #expect(outcome.value("served") == "3")
     #expect(try queue.currentMessages == 1)
-    #expect(try queue.receive(block: false) == (Array("bystander".utf8), 3))
+    #expect(try await queue.receive(block: false) == (Array("bystander".utf8), 3))
   }
 
   @Test func aHelpersTimedReceiveGetsAMessageSentLater() async throws {
@@ -95,7 +95,7 @@ struct MessageQueueProcessTests {
     defer { try? queue.remove() }
     let helper = try HelperProcess(["mq-receive", String(queue.id), "--timeout", "60"])
     try await helper.waitForLine("waiting", "yes")
-    try queue.send("in time", type: 4)
+    try await queue.send("in time", type: 4)
     let outcome = try await helper.outcome()
     #expect(outcome.ok, "\(outcome.output)")
     #expect(outcome.value("message") == "in time")
@@ -116,7 +116,7 @@ struct MessageQueueProcessTests {
   func nobodyMayNotSendToOrReceiveFromARoot0600Queue() async throws {
     let queue = try makeMessageQueue(mode: 0o600)
     defer { try? queue.remove() }
-    try queue.send("secret", type: 1)
+    try await queue.send("secret", type: 1)
     let key = String(queue.key.rawValue)
 
     // Opened asking for no access (mode 0), so that msgsnd / msgrcv meet the check themselves.
@@ -143,7 +143,7 @@ struct MessageQueueProcessTests {
     #expect(byID.errorKind == "permissions", "\(byID.output)")
 
     #expect(try queue.currentMessages == 1)
-    #expect(try queue.receive(block: false) == (Array("secret".utf8), 1), "nothing lost or forged")
+    #expect(try await queue.receive(block: false) == (Array("secret".utf8), 1), "nothing lost or forged")
   }
 
   @Test(.enabled(if: isRoot, "permission tests need root to drop to nobody"))

@@ -396,7 +396,7 @@ struct MessageQueueExtraTests {
     let queue = try makeMessageQueue()
     defer { try? queue.remove() }
     try queue.setMaxSize(8)
-    try queue.send(messagePattern(8))
+    try await queue.send(messagePattern(8))
     let (error, seconds) = try await onThread {
       elapsed {
         expectIPCError(.busy) { try queue.send(messagePattern(8), timeout: .milliseconds(300)) }
@@ -418,8 +418,8 @@ struct MessageQueueExtraTests {
     }
     // The receiver's polling is invisible to the kernel: wait until it is about to start.
     try await waitUntil("the receiving thread started") { started.value.load(ordering: .acquiring) }
-    try queue.send("not this one", type: 1)
-    try queue.send("this one", type: 6)
+    try await queue.send("not this one", type: 1)
+    try await queue.send("this one", type: 6)
     let (received, seconds) = try await waited
     #expect(received.message == Array("this one".utf8))
     #expect(received.type == 6)
@@ -581,7 +581,7 @@ struct MessageQueueExtraTests {
     let queue = try makeMessageQueue()
     defer { try? queue.remove() }
     try queue.setMaxSize(64)
-    try queue.send(messagePattern(60))
+    try await queue.send(messagePattern(60))
     // Blocking, timed and non-blocking sends of a message that can never fit: outOfRange, at
     // once, whether the queue is empty or not.
     let (_, seconds) = try await onThread {
@@ -593,13 +593,13 @@ struct MessageQueueExtraTests {
       }
     }
     #expect(seconds < 5)
-    _ = try queue.receive()
+    _ = try await queue.receive()
     expectIPCError(.outOfRange) { try queue.send(messagePattern(65)) }
-    try queue.send(messagePattern(64))
+    try await queue.send(messagePattern(64))
     #expect(try queue.currentMessages == 1)
 
     // A capacity of 0 holds nothing, not even an empty message.
-    _ = try queue.receive()
+    _ = try await queue.receive()
     try queue.setMaxSize(0)
     expectIPCError(.outOfRange) { try queue.send([UInt8]()) }
   }

@@ -60,7 +60,7 @@ struct ReliabilityFaultTests {
 
   @Test(
     .enabled(if: canUnshareIPC, "needs root and unshare --ipc for a private IPC namespace"),
-    arguments: ["semaphore", "set"])
+    arguments: ["semaphore", "set", "shared-memory", "message-queue"])
   func runningOutOfIdentifiersIsAClearErrorAndLeavesNothingHalfCreated(_ kind: String)
     async throws
   {
@@ -79,32 +79,66 @@ struct ReliabilityFaultTests {
 
 @Suite("Reliability: security", .tags(.reliability))
 struct ReliabilitySecurityTests {
-  @Test(arguments: ["semaphore", "set"])
-  func theDefaultModeIs0600WhateverTheUmask(_ kind: String) async throws {
-    let outcome = try await HelperProcess.run(["create-default", kind])
+  /// Created by nobody (root where the runner is not root) under a permissive, the usual and a
+  /// strict umask: the mode is always 0600, the library's default, since System V IPC ignores
+  /// the umask and the library passes the mode itself.
+  @Test(arguments: ["semaphore", "set", "shared-memory", "message-queue"], ["0", "022", "077"])
+  func theDefaultModeIs0600WhateverTheUmask(_ kind: String, _ umask: String) async throws {
+    let asNobody = isRoot ? ["--as-nobody"] : []
+    let outcome = try await HelperProcess.run(
+      asNobody + ["create-default", kind, "--umask", umask])
+    if isRoot { #expect(outcome.value("privileges") == "dropped", "\(outcome.output)") }
     #expect(outcome.ok, "\(outcome.output)")
     #expect(outcome.value("mode") == "600", "\(outcome.output)")
   }
 
-  @Test(.enabled(if: isRoot, "needs root to drop to nobody"))
-  func aSquattedKeyIsDetectedAndNeverAdopted() async throws {
-    let squatter = try await HelperProcess.run(
-      ["--as-nobody", "create-open", "semaphore", "666"])
+  /// Nobody creates an object at a key first (0666, to lure others in). Creating with
+  /// `.createExclusive` at that key never adopts it; opening it works, and `verifyOwner`
+  /// tells that it is not ours (naming the owner), or too open.
+  @Test(
+    .enabled(if: isRoot, "needs root to drop to nobody"),
+    arguments: ["semaphore", "set", "shared-memory", "message-queue"])
+  func aSquattedKeyIsDetectedAndNeverAdopted(_ kind: String) async throws {
+    let squatter = try await HelperProcess.run(["--as-nobody", "create-open", kind, "666"])
     #expect(squatter.value("privileges") == "dropped", "\(squatter.output)")
     let key = IPCKey(rawValue: try #require(squatter.value("key").flatMap(Int32.init)))
     let id = try #require(squatter.value("id").flatMap(Int32.init))
-    defer { try? SysVIPC.Semaphore.remove(id: id) }
-
-    expectIPCError(.existential) { try SysVIPC.Semaphore(key: key, flags: .createExclusive) }
-    let opened = try SysVIPC.Semaphore(key: key)
+    defer { removeObject(kind: kind, id: id) }
+    let opened: any IPCObject
+    let mine: any IPCObject
+    switch kind {
+    case "semaphore":
+      expectIPCError(.existential) { try SysVIPC.Semaphore(key: key, flags: .createExclusive) }
+      opened = try SysVIPC.Semaphore(key: key)
+      mine = try makeSemaphore()
+    case "set":
+      expectIPCError(.existential) {
+        try SemaphoreSet(key: key, count: 3, flags: .createExclusive)
+      }
+      opened = try SemaphoreSet(key: key, count: 0)
+      mine = try SemaphoreSet(key: nil, count: 3, flags: .createExclusive)
+    case "shared-memory":
+      expectIPCError(.existential) { try SharedMemory(key: key, flags: .createExclusive) }
+      opened = try SharedMemory(key: key)
+      mine = try makeSharedMemory()
+    default:
+      expectIPCError(.existential) { try MessageQueue(key: key, flags: .createExclusive) }
+      opened = try MessageQueue(key: key)
+      mine = try makeMessageQueue()
+    }
+    defer {
+      try? opened.remove()
+      try? mine.remove()
+    }
     #expect(opened.id == id)
+    #expect(try opened.uid == 65534)
     let error = expectIPCError(.permissions) { try opened.verifyOwner() }
     #expect(error?.message.contains("65534") == true, "\(String(describing: error))")
     try opened.verifyOwner(uid: 65534)
-    expectIPCError(.permissions) { try opened.verifyOwner(uid: 65534, allowedMode: 0o600) }
-
-    let mine = try makeSemaphore()
-    defer { try? mine.remove() }
+    let tooOpen = expectIPCError(.permissions) {
+      try opened.verifyOwner(uid: 65534, allowedMode: 0o600)
+    }
+    #expect(tooOpen?.message.contains("0o666") == true, "\(String(describing: tooOpen))")
     try mine.verifyOwner()
     try mine.verifyOwner(allowedMode: 0o600)
   }

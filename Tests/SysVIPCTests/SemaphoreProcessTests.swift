@@ -90,31 +90,6 @@ struct SemaphoreProcessTests {
     #expect(outcome.ok, "\(outcome.output)")
     #expect(Int(outcome.value("signals") ?? "0")! >= 1, "\(outcome.output)")
   }
-
-  @Test func aTimedWaitKeepsItsDeadlineThroughSignals() async throws {
-    let semaphore = try makeSemaphore()
-    defer { try? semaphore.remove() }
-    let helper = try HelperProcess([
-      "--sigusr1", "sem-acquire", "\(semaphore.id)", "--timeout", "2",
-    ])
-    try await waitUntil("the helper waits") { try semaphore.waitingForNonzero == 1 }
-    // Interrupt it for 1.8 s: a wait that restarted its timeout after each signal would end
-    // 2 s after the last one, near 3.8 s.
-    let clock = ContinuousClock()
-    let start = clock.now
-    while clock.now - start < .milliseconds(1800) {
-      helper.signal(SIGUSR1)
-      try await Task.sleep(for: .milliseconds(150))
-    }
-    helper.signal(SIGSTOP)
-    helper.signal(SIGCONT)
-    let outcome = try await helper.outcome()
-    #expect(outcome.errorKind == "busy", "\(outcome.output)")
-    let seconds = try #require(Double(outcome.value("elapsed") ?? ""))
-    #expect(seconds >= 1.95, "\(outcome.output)")
-    #expect(seconds < 3.5, "the deadline moved: \(outcome.output)")
-    #expect(Int(outcome.value("signals") ?? "0")! >= 3, "\(outcome.output)")
-  }
 }
 
 /// Permissions, checked by a helper that drops to nobody: root ignores IPC permissions.

@@ -199,7 +199,7 @@ struct SemaphoreAsyncTests {
   }
 
   /// Timed in a helper process: this test process's thread pool is busy with other tests.
-  @Test func aCancelledAcquireReturnsWithin50Milliseconds() async throws {
+  @Test(.timingSensitive) func aCancelledAcquireReturnsWithin50Milliseconds() async throws {
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
     let outcome = try await HelperProcess.run(["async-cancel-acquire", "\(semaphore.id)"])

@@ -17,7 +17,8 @@ import SystemPackage
 /// The mapping from `errno` to ``Kind`` is the same for every object kind; the DocC article
 /// "Errors" lists it.
 public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
-  /// The kinds of failure, after Python `sysv_ipc`'s exception classes.
+  /// The kinds of failure, after Python `sysv_ipc`'s exception classes; the article "Errors"
+  /// says which `errno` leads to each.
   public enum Kind: Hashable, Sendable, CustomStringConvertible {
     /// The object does not exist, no longer exists, or already exists
     /// (`ENOENT`, `EIDRM`, `EEXIST`; `EINVAL` for an id that names no object).
@@ -29,7 +30,8 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The operation would have had to wait and was not allowed to, or its timeout expired
     /// (`EAGAIN`, `ENOMSG`). Python: `BusyError`.
     case busy
-    /// Shared memory was accessed while not attached. Python: `NotAttachedError`.
+    /// Shared memory was accessed, or `shmdt` called, while not attached (no `shmat` mapping).
+    /// Python: `NotAttachedError`.
     case notAttached
     /// An argument was refused before any system call, or the kernel refused it (`EINVAL`).
     /// Python: `ValueError` / `TypeError`.
@@ -39,9 +41,10 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     case outOfRange
     /// Any other error from the operating system; ``IPCError/errno`` says which.
     case system
-    /// A defect in this package. Please report it.
+    /// A defect in this package, or a race it gave up on; no `errno` maps here. Please report it.
     case `internal`
 
+    /// The kind's name: `busy`, `existential`, ... (as the test helper prints it).
     public var description: String {
       switch self {
       case .existential: "existential"
@@ -56,11 +59,12 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// What went wrong.
+  /// What went wrong, mapped from ``errno`` for failed system calls.
   public let kind: Kind
-  /// The operating system's error, when the failure came from a system call.
+  /// The operating system's error (`errno`), when the failure came from a system call; `nil`
+  /// when an argument was refused before any call.
   public let errno: Errno?
-  /// A message naming the operation and the object.
+  /// A message naming the operation (the C call, such as `semop`) and the object.
   public let message: String
 
   /// Creates an error. Library users rarely need this; it is public so that code built on this
@@ -71,6 +75,7 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
     self.errno = errno
   }
 
+  /// The ``message``, followed by the ``errno`` in brackets when there is one.
   public var description: String {
     if let errno { return "\(message) [\(errno)]" }
     return message
@@ -85,11 +90,14 @@ public struct IPCError: Error, Hashable, Sendable, CustomStringConvertible {
 struct IPCOperation: Sendable {
   /// The C call, such as `semop`.
   var call: StaticString
-  var object: IPCObjectKind
+  /// The kind of object; `nil` for a call on a file (`ftok`).
+  var object: IPCObjectKind?
   /// The object's id once it exists; `nil` for the *get calls.
   var id: Int32?
   /// The key, for the *get calls.
   var key: IPCKey?
+  /// The file, for `ftok`.
+  var path: String?
 
   init(_ call: StaticString, _ object: IPCObjectKind, id: Int32) {
     self.call = call
@@ -103,11 +111,18 @@ struct IPCOperation: Sendable {
     self.key = key
   }
 
-  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a".
+  init(_ call: StaticString, path: String) {
+    self.call = call
+    self.path = path
+  }
+
+  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a", "ftok on /tmp/x".
   var subject: String {
-    if let id { return "\(call) on \(object.name) \(id)" }
-    if let key { return "\(call) on \(object.name) with key \(key)" }
-    return "\(call) on \(object.name)"
+    if let path { return "\(call) on \(path)" }
+    let name = object?.name ?? "object"
+    if let id { return "\(call) on \(name) \(id)" }
+    if let key { return "\(call) on \(name) with key \(key)" }
+    return "\(call) on \(name)"
   }
 }
 
@@ -123,7 +138,7 @@ extension IPCError {
     let (kind, reason): (Kind, String)
     switch errno.rawValue {
     case EEXIST: (kind, reason) = (.existential, "already exists")
-    case ENOENT: (kind, reason) = (.existential, "does not exist")
+    case ENOENT, ENOTDIR: (kind, reason) = (.existential, "does not exist")
     case EIDRM:
       (kind, reason) = (.existential, "removed while waiting")
     case EACCES: (kind, reason) = (.permissions, "permission denied")
@@ -131,11 +146,16 @@ extension IPCError {
     case EAGAIN: (kind, reason) = (.busy, "would block")
     case ENOMSG: (kind, reason) = (.busy, "no message of the requested type")
     case ERANGE: (kind, reason) = (.outOfRange, "value out of range")
-    case E2BIG: (kind, reason) = (.outOfRange, "message too big")
+    case E2BIG:
+      // semop: more operations than semopm; msgsnd/msgrcv: a message too big.
+      (kind, reason) =
+        op.object == .semaphore
+        ? (.outOfRange, "too many operations in one call (more than semopm)")
+        : (.outOfRange, "message too big")
     case EINVAL:
       // For a call on an id, EINVAL usually means the id names no object (it was removed);
       // one IPC_STAT tells that apart from an argument the kernel refused.
-      if let id = op.id, !op.object.exists(id: id) {
+      if let id = op.id, let object = op.object, !object.exists(id: id) {
         (kind, reason) = (.existential, "does not exist (removed?)")
       } else {
         (kind, reason) = (.invalidArgument, "invalid argument")

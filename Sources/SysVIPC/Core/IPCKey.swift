@@ -26,7 +26,7 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
   /// A key from its `key_t` value.
   public init(rawValue: Int32) { self.rawValue = rawValue }
 
-  /// A key from an integer literal, such as `let key: IPCKey = 42`.
+  /// A key (`key_t`) from an integer literal, such as `let key: IPCKey = 42`.
   public init(integerLiteral value: Int32) { self.rawValue = value }
 
   /// `IPC_PRIVATE`: always creates a new object that no other key can open.
@@ -41,7 +41,7 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
   /// The largest `key_t` (Python's `KEY_MAX`).
   public static let max = IPCKey(rawValue: Int32.max)
 
-  /// The key in hexadecimal, as `ipcs` prints it: `0x0000002a`.
+  /// The key in hexadecimal, as `ipcs` prints `key_t`: `0x0000002a`.
   public var description: String {
     let hex = String(UInt32(bitPattern: rawValue), radix: 16)
     return "0x" + String(repeating: "0", count: Swift.max(0, 8 - hex.count)) + hex
@@ -66,16 +66,7 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
       throw .invalid("ftok: projectID \(projectID) is outside 1...255")
     }
     let key = ftok(path, projectID)
-    if key == -1 {
-      let error = currentErrno
-      let kind: IPCError.Kind =
-        switch error {
-        case .noSuchFileOrDirectory, .notDirectory: .existential
-        case .permissionDenied: .permissions
-        default: .system
-        }
-      throw IPCError(kind, "ftok on \(path): \(error)", errno: error)
-    }
+    if key == -1 { throw IPCError.system(currentErrno, IPCOperation("ftok", path: path)) }
     self.rawValue = key
   }
 
@@ -91,7 +82,9 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
 ///
 /// `[]` opens an existing object and fails with ``IPCError/Kind/existential`` when there is none.
 public struct IPCFlags: OptionSet, Hashable, Sendable {
+  /// The flag bits (`IPC_CREAT`, `IPC_EXCL`, `SHM_HUGETLB`, `SHM_NORESERVE`) of a `*get` call.
   public let rawValue: Int32
+  /// Flags from their bits; bits the object kind does not accept are refused when used.
   public init(rawValue: Int32) { self.rawValue = rawValue }
 
   /// `IPC_CREAT`: create the object when it does not exist, else open it.
@@ -119,17 +112,27 @@ public struct IPCFlags: OptionSet, Hashable, Sendable {
 public struct IPCPermissions: OptionSet, Hashable, Sendable, ExpressibleByIntegerLiteral,
   CustomStringConvertible
 {
+  /// The bits of `ipc_perm.mode`, such as `0o600`.
   public let rawValue: UInt32
+  /// Permissions from their bits; bits outside `0o777` are refused when used.
   public init(rawValue: UInt32) { self.rawValue = rawValue }
+  /// Permissions from an octal literal, such as `0o600`.
   public init(integerLiteral value: UInt32) { self.rawValue = value }
 
+  /// `0o400` (`S_IRUSR`): the owner may read (`IPC_R` for the owner).
   public static let ownerRead: IPCPermissions = 0o400
+  /// `0o200` (`S_IWUSR`): the owner may write, or alter a semaphore (`IPC_W` for the owner).
   public static let ownerWrite: IPCPermissions = 0o200
+  /// `0o040` (`S_IRGRP`): the group may read.
   public static let groupRead: IPCPermissions = 0o040
+  /// `0o020` (`S_IWGRP`): the group may write.
   public static let groupWrite: IPCPermissions = 0o020
+  /// `0o004` (`S_IROTH`): others may read.
   public static let otherRead: IPCPermissions = 0o004
+  /// `0o002` (`S_IWOTH`): others may write.
   public static let otherWrite: IPCPermissions = 0o002
-  /// `0o600`, the default for every object kind: only the owner may read and write.
+  /// `0o600` (`S_IRUSR | S_IWUSR`), the default for every object kind: only the owner may read
+  /// and write.
   public static let ownerReadWrite: IPCPermissions = 0o600
 
   /// The mode in octal: `0o600`.

@@ -12,12 +12,12 @@ import CSysVIPC
 /// treat them alike, for example to check ownership before trusting an object found at a
 /// well-known key.
 public protocol IPCObject: Sendable {
-  /// The kind of object.
+  /// The kind of object: which of `semctl`, `shmctl` or `msgctl` controls it.
   static var objectKind: IPCObjectKind { get }
-  /// The key the object was opened or created with (``IPCKey/private`` when opened by id
+  /// The key (`key_t`) the object was opened or created with (``IPCKey/private`` when opened by id
   /// without a key, or created privately).
   var key: IPCKey { get }
-  /// The kernel's identifier for the object.
+  /// The kernel's identifier for the object (the result of `semget`, `shmget` or `msgget`).
   var id: Int32 { get }
 }
 

@@ -13,7 +13,8 @@ import SystemPackage
   import Foundation
 #endif
 
-/// The three kinds of System V IPC object.
+/// The three kinds of System V IPC object, by the C call family that makes them (`semget`,
+/// `shmget`, `msgget`).
 public enum IPCObjectKind: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
   /// A semaphore set (`semget`); ``Semaphore`` is a set of one.
   case semaphore
@@ -22,7 +23,8 @@ public enum IPCObjectKind: String, Hashable, Sendable, CaseIterable, CustomStrin
   /// A message queue (`msgget`).
   case messageQueue
 
-  /// The name used in messages: "semaphore", "shared memory", "message queue".
+  /// The name used in messages: "semaphore", "shared memory", "message queue" (as `ipcs` heads
+  /// its sections).
   public var name: String {
     switch self {
     case .semaphore: "semaphore"
@@ -31,6 +33,7 @@ public enum IPCObjectKind: String, Hashable, Sendable, CaseIterable, CustomStrin
     }
   }
 
+  /// The kind's ``name``.
   public var description: String { name }
 }
 

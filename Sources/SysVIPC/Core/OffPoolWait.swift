@@ -27,17 +27,19 @@ let cancellationSliceNanoseconds: Int64 = 10_000_000
 ///   - what: names the operation for the cancellation error.
 ///   - deadline: the end of a timed wait; at it the last attempt's `.again` becomes `timedOut`.
 ///   - timedOut: the error for an expired deadline.
-///   - attempt: one try that may block for at most the nanoseconds it is given.
+///   - attempt: one try that may block for at most the nanoseconds it is given; it also gets
+///     the number of tries before it (0 for the first), to grow a polling interval.
 func waitOffPool<Value: Sendable>(
   _ what: @escaping @autoclosure @Sendable () -> String, deadline: Deadline?,
   timedOut: @escaping @Sendable () -> IPCError,
-  _ attempt: @escaping @Sendable (_ sliceNanoseconds: Int64) -> WaitAttempt<Value>
+  _ attempt: @escaping @Sendable (_ sliceNanoseconds: Int64, _ round: Int) -> WaitAttempt<Value>
 ) async throws(IPCError) -> Value {
   let cancelled = CancellationFlag()
   let result: Result<Value, IPCError> = await withTaskCancellationHandler {
     await withCheckedContinuation {
       (continuation: CheckedContinuation<Result<Value, IPCError>, Never>) in
       startThread {
+        var round = 0
         while true {
           if cancelled.isSet {
             continuation.resume(returning: .failure(.cancelled(what())))
@@ -45,7 +47,8 @@ func waitOffPool<Value: Sendable>(
           }
           var slice = cancellationSliceNanoseconds
           if let deadline { slice = min(slice, deadline.remainingNanoseconds) }
-          switch attempt(slice) {
+          defer { round += 1 }
+          switch attempt(slice, round) {
           case .done(let value):
             continuation.resume(returning: .success(value))
             return
@@ -74,7 +77,8 @@ extension IPCError {
     IPCError(.busy, "\(what): cancelled", errno: .canceled)
   }
 
-  /// Whether this error reports a cancelled task rather than a failure of the operation.
+  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
+  /// than a failure of the operation.
   public var isCancellation: Bool { kind == .busy && errno == .canceled }
 }
 

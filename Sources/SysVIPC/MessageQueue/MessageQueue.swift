@@ -22,7 +22,7 @@ import CSysVIPC
 /// ```
 ///
 /// Every message has a type, an `Int` > 0 (the kernel's C `long`); receivers pick messages by
-/// type (see ``receive(block:type:timeout:options:)``).
+/// type (see ``receive(block:type:timeout:options:)-5tdpe``).
 ///
 /// `MessageQueue` is a small value (key, id and the client-side ``maxMessageSize``) and
 /// `Sendable`: copies name the same kernel object. The queue outlives the process until someone
@@ -33,7 +33,7 @@ import CSysVIPC
 /// total bytes (``maxSize``, `msg_qbytes`, by default `msgmnb`: 16384 on Linux). A message over
 /// ``maxMessageSize`` or `msgmax` is refused at once with ``IPCError/Kind/outOfRange``, as is
 /// one larger than the queue's whole capacity, which C would let wait forever. A full queue
-/// makes ``send(_:block:type:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` wait (or throw
+/// makes ``send(_:block:type:timeout:)-95i58`` wait (or throw
 /// ``IPCError/Kind/busy``) until a receiver makes room.
 ///
 /// ## Timeouts
@@ -49,19 +49,20 @@ import CSysVIPC
 /// The kernel wants the type and the text in one block. Sending copies the text once, into
 /// such a block on the stack: no heap allocation for messages up to 8192 bytes (Linux's
 /// default `msgmax`). ``receive(into:block:type:timeout:options:)`` allocates nothing;
-/// ``receive(block:type:timeout:options:)`` allocates only the array it returns.
+/// ``receive(block:type:timeout:options:)-5tdpe`` allocates only the array it returns.
 public struct MessageQueue: IPCObject, Hashable {
-  /// ``IPCObjectKind/messageQueue``.
+  /// ``IPCObjectKind/messageQueue``: controlled with `msgctl`.
   public static var objectKind: IPCObjectKind { .messageQueue }
 
-  /// The key passed when opening or creating (or the random one drawn for `key: nil`).
+  /// The key passed to `msgget` (or the random one drawn for `key: nil`; `msg_perm.__key` when
+  /// opened by id).
   public let key: IPCKey
-  /// The kernel's id for the queue.
+  /// The kernel's id for the queue (`msgget`'s result).
   public let id: Int32
   /// The longest message this value sends or receives with
-  /// ``receive(block:type:timeout:options:)``, in bytes (Python's `max_message_size`;
+  /// ``receive(block:type:timeout:options:)-5tdpe``, in bytes (Python's `max_message_size`;
   /// default 2048). A local bound, not a property of the kernel object: a longer message from
-  /// another process stays queued, and ``receive(block:type:timeout:options:)`` throws
+  /// another process stays queued, and ``receive(block:type:timeout:options:)-5tdpe`` throws
   /// ``IPCError/Kind/outOfRange`` for it (or cuts it with ``ReceiveOptions/truncate``).
   public let maxMessageSize: Int
 
@@ -142,7 +143,7 @@ public struct MessageQueue: IPCObject, Hashable {
 
   /// Puts a message of bytes on the queue (`msgsnd`). Arrays, `Data` and other contiguous
   /// collections are copied once, without allocating, as by
-  /// ``send(_:block:type:timeout:)-(UnsafeRawBufferPointer,_,_,_)``. Other sequences are
+  /// ``send(_:block:type:timeout:)-95i58``. Other sequences are
   /// gathered into that same block, reading at most one byte past the limits (so even an
   /// endless sequence fails with ``IPCError/Kind/outOfRange``); that runs through generic
   /// code this module cannot specialize for the caller's type, which for some collections
@@ -207,12 +208,12 @@ public struct MessageQueue: IPCObject, Hashable {
 
   // MARK: Receiving
 
-  /// What ``receive(block:type:timeout:options:)`` and
+  /// The `msgrcv` flags that ``receive(block:type:timeout:options:)-5tdpe`` and
   /// ``receive(into:block:type:timeout:options:)`` may do beyond the reference.
   public struct ReceiveOptions: OptionSet, Hashable, Sendable {
     /// The option bits (this package's own, mapped to the `msgrcv` flags on each call).
     public let rawValue: UInt32
-    /// Options from their bits.
+    /// Options from their bits (this package's, not `msgrcv`'s).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `MSG_NOERROR`: a message longer than the buffer is cut to fit (the rest is lost)
@@ -264,9 +265,15 @@ public struct MessageQueue: IPCObject, Hashable {
   ///
   /// - Parameters:
   ///   - buffer: where the text goes; bytes past the returned count are unspecified.
-  ///   - block, type, timeout, options: as for ``receive(block:type:timeout:options:)``.
+  ///   - block: whether to wait for a matching message, as for
+  ///     ``receive(block:type:timeout:options:)-5tdpe``.
+  ///   - type: which message: `0` the first, `> 0` the first of that type, `< 0` the first of the
+  ///     lowest type ≤ `|type|`.
+  ///   - timeout: with `block`, the longest wait (polled); `nil` waits as long as it takes.
+  ///   - options: ``ReceiveOptions/truncate`` (`MSG_NOERROR`), ``ReceiveOptions/exceptType``
+  ///     (`MSG_EXCEPT`).
   /// - Returns: the text's length and the message's type.
-  /// - Throws: as ``receive(block:type:timeout:options:)``; ``IPCError/Kind/outOfRange``
+  /// - Throws: as ``receive(block:type:timeout:options:)-5tdpe``; ``IPCError/Kind/outOfRange``
   ///   (`E2BIG`) when the message is longer than `buffer`: it stays queued.
   public func receive(
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, type: Int = 0,
@@ -329,21 +336,22 @@ public struct MessageQueue: IPCObject, Hashable {
       rawSendTime: ds.stime, rawReceiveTime: ds.rtime, rawChangeTime: ds.ctime)
   }
 
-  /// A snapshot of a queue's attributes (see ``status()``).
+  /// A snapshot of a queue's attributes (`struct msqid_ds`, from `msgctl(IPC_STAT)`; see
+  /// ``status()``).
   public struct Status: Hashable, Sendable {
     /// The key (`msg_perm.__key`).
     public var key: IPCKey
-    /// The id.
+    /// The id (`msgget`'s result).
     public var id: Int32
-    /// The permission bits.
+    /// The permission bits (`msg_perm.mode & 0o777`).
     public var mode: IPCPermissions
-    /// The owner's user id.
+    /// The owner's user id (`msg_perm.uid`).
     public var uid: uid_t
-    /// The owner's group id.
+    /// The owner's group id (`msg_perm.gid`).
     public var gid: gid_t
-    /// The creator's user id.
+    /// The creator's user id (`msg_perm.cuid`).
     public var cuid: uid_t
-    /// The creator's group id.
+    /// The creator's group id (`msg_perm.cgid`).
     public var cgid: gid_t
     /// The capacity in bytes (`msg_qbytes`).
     public var maxSize: Int

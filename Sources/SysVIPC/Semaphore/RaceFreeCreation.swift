@@ -78,7 +78,9 @@ extension SemaphoreSet {
 extension Semaphore {
   /// Opens the semaphore at `key`, or creates and initialises it, race-free: of many processes
   /// calling this at once, exactly one sets `initialValue`, and every caller returns only once
-  /// it is set. The reference's "Semaphore Initialization" recipe, built in.
+  /// it is set. The reference's "Semaphore Initialization" recipe, built in: `semget` with
+  /// `IPC_CREAT | IPC_EXCL`, `SETVAL` and one `semop` by the creator; the others wait for
+  /// `sem_otime`.
   ///
   /// - Throws: ``IPCError/Kind/busy`` when the creator did not finish within `timeout`.
   public static func openOrCreate(

@@ -28,15 +28,16 @@ import CSysVIPC
 /// - Note: where Foundation is imported on Linux, Glibc's `Semaphore` typealias is visible too;
 ///   write `SysVIPC.Semaphore` in type positions, or `import struct SysVIPC.Semaphore`.
 public struct Semaphore: IPCObject, Hashable {
-  /// ``IPCObjectKind/semaphore``.
+  /// ``IPCObjectKind/semaphore``: controlled with `semctl`.
   public static var objectKind: IPCObjectKind { .semaphore }
 
-  /// The key passed when opening or creating (or the random one drawn for `key: nil`).
+  /// The key passed to `semget` (or the random one drawn for `key: nil`; `sem_perm.__key` when
+  /// opened by id).
   public let key: IPCKey
-  /// The kernel's id for the semaphore.
+  /// The kernel's id for the semaphore (`semget`'s result).
   public let id: Int32
-  /// Whether ``acquire(timeout:delta:)`` and ``waitForZero(timeout:)`` may wait (default
-  /// `true`). When `false` they throw ``IPCError/Kind/busy`` instead of waiting
+  /// Whether ``acquire(timeout:delta:)-3v0us`` and ``waitForZero(timeout:)-1nc8e`` may wait
+  /// (default `true`). When `false` they throw ``IPCError/Kind/busy`` instead of waiting
   /// (`IPC_NOWAIT`). A local setting of this value, not of the kernel object.
   public var block: Bool = true
   /// Whether changes are undone when this process exits (`SEM_UNDO`; default `false`). A local
@@ -115,23 +116,24 @@ public struct Semaphore: IPCObject, Hashable {
   }
 
   /// Waits until the value is zero (`semop` with 0). `timeout` as in
-  /// ``acquire(timeout:delta:)``.
+  /// ``acquire(timeout:delta:)-3v0us``.
   public func waitForZero(timeout: Duration? = nil) throws(IPCError) {
     try operate(0, timeout: timeout)
   }
 
-  /// Dijkstra's name for ``acquire(timeout:delta:)``.
+  /// Dijkstra's name for ``acquire(timeout:delta:)-3v0us`` (`semop` with `-delta`).
   public func P(timeout: Duration? = nil, delta: Int = 1) throws(IPCError) {
     try acquire(timeout: timeout, delta: delta)
   }
 
-  /// Dijkstra's name for ``release(delta:)``.
+  /// Dijkstra's name for ``release(delta:)`` (`semop` with `+delta`).
   public func V(delta: Int = 1) throws(IPCError) { try release(delta: delta) }
 
-  /// A synonym for ``waitForZero(timeout:)``.
+  /// A synonym for ``waitForZero(timeout:)-1nc8e`` (`semop` with 0).
   public func Z(timeout: Duration? = nil) throws(IPCError) { try waitForZero(timeout: timeout) }
 
-  /// Acquires, runs `body`, and releases, also when `body` throws: Python's context manager.
+  /// Acquires, runs `body`, and releases, also when `body` throws (two `semop` calls): Python's
+  /// context manager.
   ///
   /// - Returns: what `body` returns.
   /// - Throws: the ``IPCError`` of acquiring or releasing, or what `body` throws (which wins
@@ -190,14 +192,14 @@ public struct Semaphore: IPCObject, Hashable {
     }
   }
 
-  /// How many processes wait in ``acquire(timeout:delta:)`` (`GETNCNT`).
+  /// How many processes wait in ``acquire(timeout:delta:)-3v0us`` (`GETNCNT`).
   public var waitingForNonzero: Int {
     get throws(IPCError) {
       Int(try SemaphoreCall.control("semctl(GETNCNT)", id: id) { csysvipc_sem_getncnt(id, 0) })
     }
   }
 
-  /// How many processes wait in ``waitForZero(timeout:)`` (`GETZCNT`).
+  /// How many processes wait in ``waitForZero(timeout:)-1nc8e`` (`GETZCNT`).
   public var waitingForZero: Int {
     get throws(IPCError) {
       Int(try SemaphoreCall.control("semctl(GETZCNT)", id: id) { csysvipc_sem_getzcnt(id, 0) })
@@ -231,14 +233,22 @@ public struct Semaphore: IPCObject, Hashable {
       waitingForNonzero: try waitingForNonzero, waitingForZero: try waitingForZero)
   }
 
-  /// A snapshot of a semaphore's attributes (see ``status()``).
+  /// A snapshot of a semaphore's attributes (`struct semid_ds` from `semctl(IPC_STAT)`, and the
+  /// `GET*` values; see ``status()``).
   public struct Status: Hashable, Sendable {
+    /// The key (`sem_perm.__key`).
     public var key: IPCKey
+    /// The id (`semget`'s result).
     public var id: Int32
+    /// The permission bits (`sem_perm.mode & 0o777`).
     public var mode: IPCPermissions
+    /// The owner's user id (`sem_perm.uid`).
     public var uid: uid_t
+    /// The owner's group id (`sem_perm.gid`).
     public var gid: gid_t
+    /// The creator's user id (`sem_perm.cuid`).
     public var cuid: uid_t
+    /// The creator's group id (`sem_perm.cgid`).
     public var cgid: gid_t
     var rawOperationTime: Int64
     var rawChangeTime: Int64

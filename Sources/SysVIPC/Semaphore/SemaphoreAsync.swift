@@ -1,4 +1,5 @@
 import CSysVIPC
+import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
@@ -7,7 +8,7 @@ import CSysVIPC
 #endif
 
 // The async forms: the same waits, on a thread of their own, so that they never block Swift's
-// cooperative threads; a cancelled task returns within about 20 ms with an error for which
+// cooperative threads; a cancelled task returns within about 10 ms with an error for which
 // `IPCError.isCancellation` is true, and changes nothing.
 
 extension SemaphoreCall {
@@ -29,9 +30,10 @@ extension SemaphoreCall {
       subject, deadline: deadline,
       timedOut: {
         let seconds = Double(timeoutNanoseconds ?? 0) / 1e9
-        return IPCError(.busy, "\(subject): timed out after \(seconds) s")
+        return IPCError(
+          .busy, "\(subject): timed out after \(seconds) s", errno: .resourceTemporarilyUnavailable)
       }
-    ) { slice in
+    ) { slice, _ in
       var copy = operations
       do throws(IPCError) {
         try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
@@ -48,21 +50,22 @@ extension SemaphoreCall {
 }
 
 extension Semaphore {
-  /// ``acquire(timeout:delta:)`` for async code: waits without blocking a Swift concurrency
-  /// thread, and honours task cancellation (the value is then unchanged and the error's
-  /// ``IPCError/isCancellation`` is `true`).
+  /// ``acquire(timeout:delta:)-3v0us`` for async code (`semtimedop` in slices): waits without
+  /// blocking a Swift concurrency thread, and honours task cancellation (the value is then
+  /// unchanged and the error's ``IPCError/isCancellation`` is `true`).
   public func acquire(timeout: Duration? = nil, delta: Int = 1) async throws(IPCError) {
     let magnitude = try SemaphoreCall.magnitude(delta, "semop")
     try await operateAsync(-magnitude, timeout: timeout)
   }
 
-  /// ``waitForZero(timeout:)`` for async code, as ``acquire(timeout:delta:)-7ydt7``.
+  /// ``waitForZero(timeout:)-1nc8e`` for async code (`semop` with 0, in `semtimedop` slices), as
+  /// ``acquire(timeout:delta:)-449lg``.
   public func waitForZero(timeout: Duration? = nil) async throws(IPCError) {
     try await operateAsync(0, timeout: timeout)
   }
 
-  /// ``withAcquired(timeout:delta:_:)`` for async code: acquires without blocking a thread, runs
-  /// `body`, and releases, also when `body` throws.
+  /// ``withAcquired(timeout:delta:_:)-7asn6`` for async code: acquires (`semop`) without
+  /// blocking a thread, runs `body`, and releases, also when `body` throws.
   public func withAcquired<R: Sendable>(
     timeout: Duration? = nil, delta: Int = 1, _ body: () async throws -> R
   ) async throws -> R {
@@ -88,8 +91,8 @@ extension Semaphore {
 }
 
 extension SemaphoreSet {
-  /// ``apply(_:timeout:)`` for async code: waits without blocking a Swift concurrency thread and
-  /// honours task cancellation (nothing is changed then).
+  /// ``apply(_:timeout:)-4bsy0`` for async code (`semop`/`semtimedop`): waits without blocking
+  /// a Swift concurrency thread and honours task cancellation (nothing is changed then).
   public func apply(_ operations: [Operation], timeout: Duration? = nil) async throws(IPCError) {
     let nanoseconds = try timeoutNanoseconds(timeout, "semop")
     let buffers = try withOperations(operations) { Array($0) }

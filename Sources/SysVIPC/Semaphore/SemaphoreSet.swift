@@ -28,7 +28,10 @@ public struct SemaphoreSet: IPCObject, Hashable {
   /// ``IPCObjectKind/semaphore``: a set is the kernel's semaphore object.
   public static var objectKind: IPCObjectKind { .semaphore }
 
+  /// The key passed when opening or creating (or the random one drawn for `key: nil`; read
+  /// from the kernel, `sem_perm.__key`, when opened by id).
   public let key: IPCKey
+  /// The kernel's id for the set (`semget`'s result).
   public let id: Int32
   /// The number of semaphores in the set (`sem_nsems`).
   public let count: Int
@@ -39,9 +42,10 @@ public struct SemaphoreSet: IPCObject, Hashable {
   ///   - key: the key; `nil` draws an unused random key and needs ``IPCFlags/createExclusive``.
   ///   - count: the number of semaphores of a new set (1...`semmsl`). When opening an existing
   ///     set it may be 0 or at most the set's size; ``count`` then is the set's real size.
-  ///   - flags, mode: as for ``Semaphore/init(key:flags:mode:initialValue:)``.
-  ///     A new set's values are 0; set them with ``setValues(_:)``, or use
+  ///   - flags: as for ``Semaphore/init(key:flags:mode:initialValue:)``. A new set's values
+  ///     are 0; set them with ``setValues(_:)``, or use
   ///     ``openOrCreate(key:count:initialValues:mode:timeout:)`` when processes race to create.
+  ///   - mode: permission bits for a new set; for an existing one, the access asked for.
   /// - Throws: ``IPCError/Kind/invalidArgument`` for a count outside the kernel's limits or
   ///   larger than an existing set, and the errors of ``Semaphore``'s initializer.
   public init(key: IPCKey?, count: Int, flags: IPCFlags = [], mode: IPCPermissions = 0o600)
@@ -59,7 +63,8 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try self.init(id: opened.id, key: opened.key, removeOnFailure: opened.created)
   }
 
-  /// Opens an existing set by id; ``key`` and ``count`` are read from the kernel.
+  /// Opens an existing set by id; ``key`` and ``count`` are read from the kernel
+  /// (`semctl(IPC_STAT)`).
   public init(id: Int32) throws(IPCError) {
     let status = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
     self.init(id: id, key: IPCKey(rawValue: status.perm.key), count: Int(status.nsems))
@@ -83,7 +88,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
 
   // MARK: Operations
 
-  /// One operation of ``apply(_:timeout:)``: a `struct sembuf`.
+  /// One operation of ``apply(_:timeout:)-4bsy0``: a `struct sembuf`.
   public struct Operation: Hashable, Sendable {
     /// The semaphore's index in the set (`sem_num`).
     public var index: Int
@@ -96,6 +101,8 @@ public struct SemaphoreSet: IPCObject, Hashable {
     /// Undo this operation when the process exits (`SEM_UNDO`).
     public var undo: Bool
 
+    /// An operation on semaphore `index` (`sem_num`) adding `delta` (`sem_op`), with
+    /// `IPC_NOWAIT` when `nonBlocking` and `SEM_UNDO` when `undo` (`sem_flg`).
     public init(index: Int, delta: Int, nonBlocking: Bool = false, undo: Bool = false) {
       self.index = index
       self.delta = delta
@@ -110,8 +117,8 @@ public struct SemaphoreSet: IPCObject, Hashable {
   ///
   /// - Parameters:
   ///   - operations: 1...`semopm` operations (32 by default on Linux, 500 on newer kernels).
-  ///   - timeout: as in ``Semaphore/acquire(timeout:delta:)``: `nil` waits as long as it takes,
-  ///     `.zero` never waits, a positive timeout waits at most that long.
+  ///   - timeout: as in ``Semaphore/acquire(timeout:delta:)-3v0us``: `nil` waits as long as it
+  ///     takes, `.zero` never waits, a positive timeout waits at most that long.
   /// - Throws: ``IPCError/Kind/busy`` when it would wait and may not (nothing changed),
   ///   ``IPCError/Kind/outOfRange`` for an index outside the set, a delta outside
   ///   -32767...32767, too many operations, or a result above ``Semaphore/maxValue``.
@@ -237,16 +244,24 @@ public struct SemaphoreSet: IPCObject, Hashable {
       lastChangeTime: date(fromKernelTime: ds.ctime), values: try values())
   }
 
-  /// A snapshot of a set (see ``status()``).
+  /// A snapshot of a set (`struct semid_ds` from `semctl(IPC_STAT)`, and `GETALL`; see
+  /// ``status()``).
   public struct Status: Hashable, Sendable {
+    /// The key (`sem_perm.__key`).
     public var key: IPCKey
+    /// The id (`semget`'s result).
     public var id: Int32
     /// `sem_nsems`.
     public var count: Int
+    /// The permission bits (`sem_perm.mode & 0o777`).
     public var mode: IPCPermissions
+    /// The owner's user id (`sem_perm.uid`).
     public var uid: uid_t
+    /// The owner's group id (`sem_perm.gid`).
     public var gid: gid_t
+    /// The creator's user id (`sem_perm.cuid`).
     public var cuid: uid_t
+    /// The creator's group id (`sem_perm.cgid`).
     public var cgid: gid_t
     /// `sem_otime`: the last successful `semop`; `nil` before the first.
     public var lastOperationTime: Date?

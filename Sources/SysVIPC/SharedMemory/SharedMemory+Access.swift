@@ -42,7 +42,7 @@ extension SharedMemory {
 
   // MARK: Copying
 
-  /// Copies bytes out of the segment.
+  /// Copies bytes out of the segment's `shmat` mapping.
   ///
   /// - Parameters:
   ///   - count: how many bytes; `0` (the default) means up to the end. A count past the end is
@@ -72,7 +72,8 @@ extension SharedMemory {
     }
   }
 
-  /// Copies bytes into the segment at `offset`. Embedded NUL bytes are written like any other.
+  /// Copies bytes into the segment's `shmat` mapping at `offset`. Embedded NUL bytes are written
+  /// like any other.
   ///
   /// Contiguous collections (`[UInt8]`, `Data`, `UnsafeRawBufferPointer`, a native string's
   /// `utf8` view) are copied straight in; other sequences are gathered first, so that nothing
@@ -87,13 +88,18 @@ extension SharedMemory {
       Result { () throws(IPCError) in try copyIn(UnsafeRawBufferPointer(source), offset: offset) }
     }
     if let copied { return try copied.get() }
-    let gathered = Array(bytes)
+    // Gather at most one byte more than fits, so that even an endless sequence is refused.
+    guard offset >= 0, offset <= size else {
+      throw .invalid(
+        "write on shared memory \(id): offset \(offset) is outside the segment (0...\(size))")
+    }
+    let gathered = Array(bytes.prefix(size - offset + 1))
     try gathered.withUnsafeBytes { source in
       Result { () throws(IPCError) in try copyIn(source, offset: offset) }
     }.get()
   }
 
-  /// Writes a string's UTF-8 bytes (no terminating NUL) at `offset`, as
+  /// Writes a string's UTF-8 bytes (no terminating NUL) into the `shmat` mapping at `offset`, as
   /// `write(_:offset:)`.
   public func write(_ string: String, offset: Int = 0) throws(IPCError) {
     try write(string.utf8, offset: offset)
@@ -114,7 +120,8 @@ extension SharedMemory {
 
   // MARK: Zero-copy views
 
-  /// Runs `body` with the segment's bytes in place: no copy (Python's buffer protocol).
+  /// Runs `body` with the segment's bytes in place, the `shmat` mapping itself: no copy
+  /// (Python's buffer protocol).
   ///
   /// The buffer covers exactly ``size`` bytes and is valid only during `body`; while `body`
   /// runs, ``detach()`` and ``attach(address:flags:)`` throw ``IPCError/Kind/busy``. Other
@@ -133,7 +140,8 @@ extension SharedMemory {
     return try body(UnsafeRawBufferPointer(segment))
   }
 
-  /// `withUnsafeBytes(_:)` for a body that may throw any error: throws ``IPCError`` when the
+  /// `withUnsafeBytes(_:)` (the `shmat` mapping) for a body that may throw any error: throws
+  /// ``IPCError`` when the
   /// segment cannot be accessed, else what `body` throws.
   public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
     let segment = try beginAccess(mutable: false, "withUnsafeBytes")
@@ -141,7 +149,8 @@ extension SharedMemory {
     return try body(UnsafeRawBufferPointer(segment))
   }
 
-  /// Runs `body` with the segment's bytes in place, writable: what it stores is at once in the
+  /// Runs `body` with the segment's bytes in place (the `shmat` mapping), writable: what it
+  /// stores is at once in the
   /// segment, for every process. As `withUnsafeBytes(_:)`.
   ///
   /// - Throws: ``IPCError/Kind/permissions`` for a read-only attachment and
@@ -155,7 +164,7 @@ extension SharedMemory {
     return try body(segment)
   }
 
-  /// `withUnsafeMutableBytes(_:)` for a body that may throw any error.
+  /// `withUnsafeMutableBytes(_:)` (the `shmat` mapping) for a body that may throw any error.
   public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R)
     throws -> R
   {
@@ -164,8 +173,8 @@ extension SharedMemory {
     return try body(segment)
   }
 
-  /// Runs `body` with a `RawSpan` over the segment: the safe, bounds-checked form of
-  /// `withUnsafeBytes(_:)`. The span cannot escape `body`.
+  /// Runs `body` with a `RawSpan` over the segment's `shmat` mapping: the safe, bounds-checked
+  /// form of `withUnsafeBytes(_:)`. The span cannot escape `body`.
   ///
   /// ```swift
   /// let first = try memory.withBytes { span in span.unsafeLoad(as: UInt32.self) }
@@ -178,15 +187,15 @@ extension SharedMemory {
     return try body(UnsafeRawBufferPointer(segment).bytes)
   }
 
-  /// `withBytes(_:)` for a body that may throw any error.
+  /// `withBytes(_:)` (the `shmat` mapping) for a body that may throw any error.
   public func withBytes<R>(_ body: (RawSpan) throws -> R) throws -> R {
     let segment = try beginAccess(mutable: false, "withBytes")
     defer { endAccess() }
     return try body(UnsafeRawBufferPointer(segment).bytes)
   }
 
-  /// Runs `body` with a `MutableRawSpan` over the segment: the safe, bounds-checked form of
-  /// `withUnsafeMutableBytes(_:)`.
+  /// Runs `body` with a `MutableRawSpan` over the segment's `shmat` mapping: the safe,
+  /// bounds-checked form of `withUnsafeMutableBytes(_:)`.
   ///
   /// ```swift
   /// try memory.withMutableBytes { span in span.storeBytes(of: 42, toByteOffset: 0, as: UInt32.self) }
@@ -203,7 +212,7 @@ extension SharedMemory {
     return try body(&span)
   }
 
-  /// `withMutableBytes(_:)` for a body that may throw any error.
+  /// `withMutableBytes(_:)` (the `shmat` mapping) for a body that may throw any error.
   public func withMutableBytes<R>(_ body: (inout MutableRawSpan) throws -> R) throws -> R {
     let segment = try beginAccess(mutable: true, "withMutableBytes")
     defer { endAccess() }

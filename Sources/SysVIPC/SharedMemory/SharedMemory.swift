@@ -35,13 +35,13 @@ import SystemPackage
 /// outlive its mapping. The bytes themselves are shared with other processes and are not
 /// synchronized: use a ``Semaphore`` to order readers and writers.
 public final class SharedMemory: IPCObject {
-  /// ``IPCObjectKind/sharedMemory``.
+  /// ``IPCObjectKind/sharedMemory``: controlled with `shmctl`.
   public static var objectKind: IPCObjectKind { .sharedMemory }
 
   /// The key passed when opening or creating (or the random one drawn for `key: nil`; the
   /// segment's key, read from the kernel, for ``attach(id:address:flags:)``).
   public let key: IPCKey
-  /// The kernel's id for the segment.
+  /// The kernel's id for the segment (`shmget`'s result).
   public let id: Int32
   /// The segment's size in bytes (`shm_segsz`, read once with `IPC_STAT`: it never changes).
   ///
@@ -135,6 +135,7 @@ public final class SharedMemory: IPCObject {
   /// belong to the new object: it is not removed when anything fails.
   ///
   /// - Parameters:
+  ///   - id: the segment's id, as the kernel gave it (``id``, `ipcs`, ``IPCSystem/objects()``).
   ///   - address: where to attach, or `nil` to let the kernel choose (see
   ///     ``attach(address:flags:)``).
   ///   - flags: ``AttachFlags/readOnly`` attaches read-only; see ``AttachFlags``.
@@ -247,12 +248,13 @@ public final class SharedMemory: IPCObject {
     _ = shmdt(UnsafeRawPointer(bitPattern: address))
   }
 
-  /// Where the segment is attached in this process, or `nil` when detached.
+  /// Where the segment is attached in this process (`shmat`'s result), or `nil` when detached.
   public var address: UnsafeRawPointer? {
     UnsafeRawPointer(bitPattern: attachment.withLock { $0.address })
   }
 
-  /// Whether this object is attached now (a local state, not the kernel's).
+  /// Whether this object is attached now (`shmat` done, no `shmdt` since; a local state, not the
+  /// kernel's).
   public var isAttached: Bool { attachment.withLock { $0.address != 0 } }
 
   /// Whether the attachment is read-only (``AttachFlags/readOnly``, or opened with a mode
@@ -294,11 +296,12 @@ public final class SharedMemory: IPCObject {
     try IPCObjectKind.sharedMemory.sharedMemoryStatus(id: id)
   }
 
-  /// A snapshot of a segment's attributes (see ``status()``).
+  /// A snapshot of a segment's attributes (`struct shmid_ds` from `shmctl(IPC_STAT)`; see
+  /// ``status()``).
   public struct Status: Hashable, Sendable {
     /// The key (`shm_perm.__key`); the kernel sets it to ``IPCKey/private`` on removal.
     public var key: IPCKey
-    /// The segment's id.
+    /// The segment's id (`shmget`'s result).
     public var id: Int32
     /// The size in bytes (`shm_segsz`).
     public var size: Int

@@ -37,34 +37,11 @@ final class HelperProcess: Sendable {
     let path = FileManager.default.temporaryDirectory
       .appendingPathComponent("sysvipc-helper-\(UUID().uuidString).out").path
     outputPath = path
-    var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    // A clean signal state: the test runner's threads may block or ignore signals, and a spawned
-    // process inherits both.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let command = launcher + [Self.executable] + arguments
-    let argv = command.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var child: pid_t = 0
-    let rc = posix_spawn(&child, command[0], &actions, &attributes, argv, environ)
-    guard rc == 0 else {
-      throw IPCError(.system, "posix_spawn \(command[0]) failed: \(rc)")
-    }
-    pid = child
+    pid = try spawnCleanly(launcher + [Self.executable] + arguments, output: path)
   }
+
+  /// The output file goes with the last reference, also when a test never collected the outcome.
+  deinit { try? FileManager.default.removeItem(atPath: outputPath) }
 
   /// Everything the helper printed so far.
   var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }

@@ -1,0 +1,71 @@
+import Foundation
+import SysVIPC
+
+/// A demo's `params.txt`: `NAME=value` lines, `#` starting a comment, as the reference's demos
+/// read it. PERMISSIONS is octal; the other values are decimal.
+public struct DemoParams: Sendable {
+  /// Every `NAME=value` line, by upper-cased name.
+  public var values: [String: Int]
+
+  /// Reads `path`; prints the problem and exits with status 2 when it cannot.
+  public static func readOrExit(_ path: String) -> DemoParams {
+    do {
+      return try DemoParams(path: path)
+    } catch {
+      FileHandle.standardError.write(Data("\(path): \(error)\n".utf8))
+      exit(2)
+    }
+  }
+
+  /// Reads the file at `path`; throws when it is missing or a line is not `NAME=number`.
+  public init(path: String) throws {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    values = [:]
+    for rawLine in text.split(whereSeparator: \.isNewline) {
+      let line = rawLine.trimmingCharacters(in: .whitespaces)
+      if line.isEmpty || line.hasPrefix("#") { continue }
+      let parts = line.split(separator: "=", maxSplits: 1).map {
+        $0.trimmingCharacters(in: .whitespaces)
+      }
+      let name = parts[0].uppercased()
+      guard parts.count == 2, let value = Int(parts[1], radix: name == "PERMISSIONS" ? 8 : 10)
+      else { throw ParamsError(description: "not NAME=number: \(line)") }
+      values[name] = value
+    }
+  }
+
+  /// The value of `name`, or `value` when the file has none; throws when both are missing.
+  public func int(_ name: String, default value: Int? = nil) throws -> Int {
+    guard let result = values[name] ?? value else {
+      throw ParamsError(description: "\(name) is missing")
+    }
+    return result
+  }
+
+  /// ITERATIONS: how many rounds the two sides talk.
+  public var iterations: Int { get throws { try int("ITERATIONS") } }
+  /// LIVE_DANGEROUSLY (default 0): talk without the semaphore.
+  public var liveDangerously: Bool { get throws { try int("LIVE_DANGEROUSLY", default: 0) != 0 } }
+  /// KEY: the key of the demo's objects (decimal, within `key_t`).
+  public var key: IPCKey {
+    get throws {
+      let value = try int("KEY")
+      guard let key = Int32(exactly: value) else {
+        throw ParamsError(description: "KEY=\(value) does not fit a key_t")
+      }
+      return IPCKey(rawValue: key)
+    }
+  }
+  /// PERMISSIONS (octal, default 0600): the mode of the objects the premise creates.
+  public var permissions: IPCPermissions {
+    get throws { IPCPermissions(rawValue: UInt32(try int("PERMISSIONS", default: 0o600))) }
+  }
+  /// SHM_SIZE (default 4096): the segment's size in bytes.
+  public var sharedMemorySize: Int { get throws { try int("SHM_SIZE", default: 4096) } }
+}
+
+/// A params.txt that cannot be used, and why.
+public struct ParamsError: Error, CustomStringConvertible {
+  /// What is wrong.
+  public var description: String
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the SysVIPC documentation catalog with the toolchain's `docc`, without the
+# swift-docc-plugin (so that no dependency is added for the package's users), and fails on any
+# warning: a broken symbol link or a missing symbol in a topic group stops the build.
+#
+#   Scripts/build-docs.sh [OUTPUT]      # default OUTPUT: .build/docs/SysVIPC.doccarchive
+#
+# The symbol graph is built in a scratch path of its own (.build/docs), so the extra compiler
+# flags do not invalidate the regular build in .build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scratch=.build/docs
+output=${1:-$scratch/SysVIPC.doccarchive}
+graphs=$scratch/symbol-graphs
+module_graphs=$scratch/sysvipc-symbol-graphs
+
+docc=${DOCC:-}
+if [ -z "$docc" ]; then
+  if command -v docc >/dev/null 2>&1; then
+    docc=$(command -v docc)
+  elif command -v xcrun >/dev/null 2>&1; then
+    docc=$(xcrun --find docc)
+  else
+    docc=$(dirname "$(command -v swift)")/docc
+  fi
+fi
+[ -x "$docc" ] || { echo "build-docs: no docc found (set DOCC=/path/to/docc)" >&2; exit 1; }
+
+rm -rf "$graphs" "$module_graphs"
+mkdir -p "$graphs" "$module_graphs"
+swift build --scratch-path "$scratch" --target SysVIPC \
+  -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$PWD/$graphs" \
+  -Xswiftc -symbol-graph-minimum-access-level -Xswiftc public
+# Only this module's graphs (SysVIPC.symbols.json and its extension graphs such as
+# SysVIPC@Swift.symbols.json); the dependencies' graphs would add their modules to the archive.
+cp "$graphs"/SysVIPC.symbols.json "$module_graphs"/
+cp "$graphs"/SysVIPC@*.symbols.json "$module_graphs"/ 2>/dev/null || true
+
+rm -rf "$output"
+"$docc" convert Sources/SysVIPC/SysVIPC.docc \
+  --additional-symbol-graph-dir "$module_graphs" \
+  --fallback-display-name SysVIPC \
+  --fallback-bundle-identifier org.swift-sysv-ipc.SysVIPC \
+  --fallback-default-module-kind "Swift Package" \
+  --warnings-as-errors \
+  --output-path "$output"
+echo "build-docs: $output"

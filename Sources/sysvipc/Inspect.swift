@@ -1,0 +1,358 @@
+import ArgumentParser
+import DemoSupport
+import Foundation
+import SysVIPC
+
+extension SysVIPCTool {
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "List every System V object on the system, as `ipcs -a` does.",
+      discussion: """
+        Columns: KIND, KEY, ID, OWNER, MODE (octal), SIZE (semaphores in the set; bytes of a \
+        segment; messages and bytes on a queue), ATTACH (attachments of a segment), CPID \
+        (creator of a segment), LPID (last to attach or detach a segment; last sender/last \
+        receiver of a queue), STATUS ("dest": removed, alive until its last detach). \
+        Objects are listed whatever their permissions.
+        """)
+
+    @Option(name: .shortAndLong, help: "Only objects of this kind (sem, shm or mq).")
+    var kind: KindArgument?
+
+    @Flag(help: "Print JSON: an array with one object per IPC object.")
+    var json = false
+
+    func run() throws {
+      let objects =
+        if let kind { try IPCSystem.objects(of: kind.kind) } else { try IPCSystem.objects() }
+      if json {
+        try printJSON(objects.map(ObjectReport.init))
+      } else {
+        printTable(objects)
+      }
+    }
+
+    private func printTable(_ objects: [IPCObjectInfo]) {
+      var rows = [
+        ["KIND", "KEY", "ID", "OWNER", "MODE", "SIZE", "ATTACH", "CPID", "LPID", "STATUS"]
+      ]
+      for object in objects {
+        let size: String
+        var attach = "-"
+        var cpid = "-"
+        var lpid = "-"
+        switch object.kind {
+        case .semaphore:
+          let count = object.semaphoreCount ?? 0
+          size = "\(count) sem\(count == 1 ? "" : "s")"
+        case .sharedMemory:
+          size = "\(object.size ?? 0) B"
+          attach = object.attachCount.map(String.init) ?? "-"
+          cpid = object.creatorPID.map(String.init) ?? "-"
+          lpid = object.lastPID.map(String.init) ?? "-"
+        case .messageQueue:
+          let count = object.messageCount ?? 0
+          size = "\(count) msg\(count == 1 ? "" : "s"), \(object.messageBytes ?? 0) B"
+          lpid = "\(object.lastSendPID ?? 0)/\(object.lastReceivePID ?? 0)"
+        }
+        rows.append([
+          KindArgument.name(object.kind), object.key.description, String(object.id),
+          userName(object.uid), octal(object.mode), size, attach, cpid, lpid,
+          object.isMarkedForRemoval ? "dest" : "",
+        ])
+      }
+      printColumns(rows)
+    }
+  }
+
+  struct Limits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Print the kernel's System V IPC limits (IPC_INFO).")
+
+    @Flag(help: "Print JSON: one member per limit; null where the platform does not say.")
+    var json = false
+
+    func run() throws {
+      let limits = try IPCSystem.limits()
+      if json {
+        try printJSON(LimitsReport(limits))
+        return
+      }
+      let notes: [String: String] = [
+        "msgmax": "largest message, bytes",
+        "msgmnb": "default largest queue, bytes",
+        "msgmni": "most message queues",
+        "semmsl": "most semaphores in a set",
+        "semmns": "most semaphores in all",
+        "semopm": "most operations in one semop",
+        "semmni": "most semaphore sets",
+        "semvmx": "largest semaphore value",
+        "shmmax": "largest segment, bytes",
+        "shmall": "most shared memory in all, pages",
+        "shmmni": "most segments",
+        "pageSize": "page size, bytes",
+      ]
+      printColumns(
+        limits.all.map { name, value in
+          [name, value.map(String.init) ?? "unknown", notes[name] ?? ""]
+        })
+    }
+  }
+
+  struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Print everything about one object.",
+      discussion: "Needs read permission on the object (IPC_STAT).")
+
+    @Argument(help: "The kind of object: sem, shm or mq.")
+    var kind: KindArgument
+
+    @Argument(help: "The object's id, as `sysvipc list` shows it.")
+    var id: Int32
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+      let object = try IPCSystem.object(kind.kind, id: id)
+      var report = ObjectReport(object)
+      if object.kind == .semaphore {
+        report.values = try SemaphoreSet(id: id).values()
+        if object.semaphoreCount == 1 {
+          let status = try SysVIPC.Semaphore(id: id).status()
+          report.lastPID = status.lastPID
+          report.waitingForNonzero = status.waitingForNonzero
+          report.waitingForZero = status.waitingForZero
+        }
+      }
+      if json {
+        try printJSON(report)
+      } else {
+        printColumns(report.fields.map { [$0.0 + ":", $0.1] })
+      }
+    }
+  }
+
+  struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Remove objects (IPC_RMID), by id or by key.",
+      discussion: """
+        Every object named is tried; the status is 1 when any could not be removed. A \
+        shared memory segment lives on until its last detach.
+        """)
+
+    @Argument(help: "The kind of object: sem, shm or mq.")
+    var kind: KindArgument
+
+    @Argument(help: "The ids of the objects to remove.")
+    var ids: [Int32] = []
+
+    @Option(name: .customLong("key"), help: "Also remove the object with this key (repeatable).")
+    var keys: [KeyArgument] = []
+
+    func validate() throws {
+      if ids.isEmpty && keys.isEmpty { throw ValidationError("Give at least one id or --key.") }
+    }
+
+    func run() throws {
+      var failures = 0
+      var targets = ids
+      if !keys.isEmpty {
+        let objects = try IPCSystem.objects(of: kind.kind)
+        for key in keys.map(\.key) {
+          if let object = objects.first(where: { $0.key == key }) {
+            targets.append(object.id)
+          } else {
+            printError("sysvipc: no \(kind.kind.name) with key \(key)")
+            failures += 1
+          }
+        }
+      }
+      for id in targets {
+        do {
+          try removeObject(kind.kind, id: id)
+        } catch {
+          printError("sysvipc: \(error)")
+          failures += 1
+        }
+      }
+      if failures > 0 { throw ExitCode(SysVIPCTool.Status.failure) }
+    }
+  }
+}
+
+/// `IPC_RMID` through the kind's own type.
+func removeObject(_ kind: IPCObjectKind, id: Int32) throws(IPCError) {
+  switch kind {
+  case .semaphore: try SysVIPC.Semaphore.remove(id: id)
+  case .sharedMemory: try SharedMemory.remove(id: id)
+  case .messageQueue: try MessageQueue.remove(id: id)
+  }
+}
+
+// MARK: - Output
+
+/// One object for JSON and for `info`: the library's property names.
+struct ObjectReport: Encodable {
+  var kind: String
+  var key: Int32
+  var keyHex: String
+  var id: Int32
+  var mode: String
+  var owner: String
+  var uid: UInt32
+  var gid: UInt32
+  var cuid: UInt32
+  var cgid: UInt32
+  var lastChangeTime: Date?
+  var semaphoreCount: Int?
+  var lastOperationTime: Date?
+  var values: [Int]?
+  var lastPID: Int32?
+  var waitingForNonzero: Int?
+  var waitingForZero: Int?
+  var size: Int?
+  var attachCount: Int?
+  var creatorPID: Int32?
+  var lastAttachTime: Date?
+  var lastDetachTime: Date?
+  var isMarkedForRemoval: Bool?
+  var messageCount: Int?
+  var messageBytes: Int?
+  var maxQueueBytes: Int?
+  var lastSendPID: Int32?
+  var lastReceivePID: Int32?
+  var lastSendTime: Date?
+  var lastReceiveTime: Date?
+
+  init(_ object: IPCObjectInfo) {
+    kind = object.kind.rawValue
+    key = object.key.rawValue
+    keyHex = object.key.description
+    id = object.id
+    mode = octal(object.mode)
+    owner = userName(object.uid)
+    uid = object.uid
+    gid = object.gid
+    cuid = object.cuid
+    cgid = object.cgid
+    lastChangeTime = object.lastChangeTime
+    semaphoreCount = object.semaphoreCount
+    lastOperationTime = object.lastOperationTime
+    size = object.size
+    attachCount = object.attachCount
+    creatorPID = object.creatorPID
+    lastPID = object.lastPID
+    lastAttachTime = object.lastAttachTime
+    lastDetachTime = object.lastDetachTime
+    isMarkedForRemoval = object.kind == .sharedMemory ? object.isMarkedForRemoval : nil
+    messageCount = object.messageCount
+    messageBytes = object.messageBytes
+    maxQueueBytes = object.maxQueueBytes
+    lastSendPID = object.lastSendPID
+    lastReceivePID = object.lastReceivePID
+    lastSendTime = object.lastSendTime
+    lastReceiveTime = object.lastReceiveTime
+  }
+
+  /// The fields that apply, in order, for `info`.
+  var fields: [(String, String)] {
+    func time(_ date: Date?) -> String { date.map { $0.formatted(.iso8601) } ?? "never" }
+    var result: [(String, String)] = [
+      ("kind", kind), ("id", String(id)), ("key", "\(keyHex) (\(key))"), ("mode", mode),
+      ("owner", "\(owner) (uid \(uid), gid \(gid))"),
+      ("creator", "\(userName(cuid)) (uid \(cuid), gid \(cgid))"),
+      ("lastChangeTime", time(lastChangeTime)),
+    ]
+    func add(_ name: String, _ value: (some CustomStringConvertible)?) {
+      if let value { result.append((name, value.description)) }
+    }
+    add("semaphoreCount", semaphoreCount)
+    if semaphoreCount != nil { result.append(("lastOperationTime", time(lastOperationTime))) }
+    if let values { result.append(("values", values.map(String.init).joined(separator: " "))) }
+    add("waitingForNonzero", waitingForNonzero)
+    add("waitingForZero", waitingForZero)
+    add("size", size)
+    add("attachCount", attachCount)
+    add("creatorPID", creatorPID)
+    add("lastPID", lastPID)
+    if size != nil {
+      result.append(("lastAttachTime", time(lastAttachTime)))
+      result.append(("lastDetachTime", time(lastDetachTime)))
+    }
+    add("isMarkedForRemoval", isMarkedForRemoval)
+    add("messageCount", messageCount)
+    add("messageBytes", messageBytes)
+    add("maxQueueBytes", maxQueueBytes)
+    add("lastSendPID", lastSendPID)
+    add("lastReceivePID", lastReceivePID)
+    if messageCount != nil {
+      result.append(("lastSendTime", time(lastSendTime)))
+      result.append(("lastReceiveTime", time(lastReceiveTime)))
+    }
+    return result
+  }
+}
+
+/// The limits for JSON, `null` where unknown.
+struct LimitsReport: Encodable {
+  var values: [(String, Int?)]
+  init(_ limits: IPCLimits) { values = limits.all.map { ($0.key, $0.value) } }
+
+  struct Name: CodingKey {
+    var stringValue: String
+    init(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: Name.self)
+    for (name, value) in values {
+      try container.encode(value, forKey: Name(stringValue: name))
+    }
+  }
+}
+
+func printJSON(_ value: some Encodable) throws {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+  encoder.dateEncodingStrategy = .iso8601
+  print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Left-aligned columns separated by two spaces; no trailing blanks.
+func printColumns(_ rows: [[String]]) {
+  guard let width = rows.map(\.count).max() else { return }
+  var widths = [Int](repeating: 0, count: width)
+  for row in rows {
+    for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+  }
+  for row in rows {
+    var line = ""
+    for (index, cell) in row.enumerated() {
+      line += cell
+      if index < row.count - 1 {
+        line += String(repeating: " ", count: widths[index] - cell.count + 2)
+      }
+    }
+    while line.last == " " { line.removeLast() }
+    print(line)
+  }
+}
+
+func octal(_ mode: IPCPermissions) -> String {
+  let digits = String(mode.rawValue, radix: 8)
+  return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+}
+
+/// The user's name, or the number when it has none.
+func userName(_ uid: uid_t) -> String {
+  withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+    var entry = passwd()
+    var result: UnsafeMutablePointer<passwd>?
+    guard getpwuid_r(uid, &entry, buffer.baseAddress!, buffer.count, &result) == 0,
+      result != nil, let name = entry.pw_name
+    else { return String(uid) }
+    return String(cString: name)
+  }
+}

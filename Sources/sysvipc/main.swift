@@ -1,1 +1,0 @@
-print("sysvipc: not yet")
