@@ -6,31 +6,14 @@ before), same order of operations as the Swift version.
 
 Usage: message_queues.py premise|conclusion [params.txt]
 """
-import hashlib
 import sys
 import time
 
 import sysv_ipc
 
-
-def say(role, text):
-    print(f"{role}@{time.time():.6f}: {text}", flush=True)
+from common import md5, read_params, say
 
 
-def read_params(path):
-    params = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, value = (part.strip() for part in line.split("=", 1))
-            params[name.upper()] = int(value, 8 if name.upper() == "PERMISSIONS" else 10)
-    return params
-
-
-def md5(text):
-    return hashlib.md5(text).hexdigest().encode()
 
 
 def receive_new(role, queue, last):

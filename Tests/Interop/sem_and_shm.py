@@ -7,7 +7,6 @@ versions.
 
 Usage: sem_and_shm.py premise|conclusion [params.txt]
 """
-import hashlib
 import os
 import signal
 import sys
@@ -15,25 +14,9 @@ import time
 
 import sysv_ipc
 
-
-def say(role, text):
-    print(f"{role}@{time.time():.6f}: {text}", flush=True)
+from common import md5, read_params, say
 
 
-def read_params(path):
-    params = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, value = (part.strip() for part in line.split("=", 1))
-            params[name.upper()] = int(value, 8 if name.upper() == "PERMISSIONS" else 10)
-    return params
-
-
-def md5(text):
-    return hashlib.md5(text).hexdigest().encode()
 
 
 def read_text(memory):
