@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
@@ -56,6 +57,35 @@ int csysvipc_semop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_n
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+int csysvipc_semop1(int id, int16_t operation, int16_t flags) {
+  struct sembuf op = {.sem_num = 0, .sem_op = operation, .sem_flg = flags};
+  return semop(id, &op, 1);
+}
+
+int csysvipc_msgsnd_text(int id, long type, const void *text, size_t size, int flags) {
+  struct {
+    long type;
+    char text[8192];
+  } small;
+  void *block = &small;
+  if (size > sizeof small.text) {
+    block = malloc(sizeof(long) + size);
+    if (!block) {
+      errno = ENOMEM;
+      return -1;
+    }
+  }
+  *(long *)block = type;
+  if (size > 0) memcpy((char *)block + sizeof(long), text, size);
+  int rc = msgsnd(id, block, size, flags);
+  if (block != &small) {
+    int saved = errno;
+    free(block);
+    errno = saved;
+  }
+  return rc;
 }
 
 int csysvipc_sem_getval(int id, int index) { return semctl(id, index, GETVAL); }
@@ -133,8 +163,7 @@ static void copy_msg(csysvipc_msg_status *out, const struct msqid_ds *ds) {
 int csysvipc_sem_stat(int id, csysvipc_sem_status *out) {
   struct semid_ds ds;
   union csysvipc_semun arg;
-  memset(&ds, 0, sizeof ds);
-  arg.buf = &ds;
+    arg.buf = &ds;
   int rc = semctl(id, 0, IPC_STAT, arg);
   if (rc == 0) copy_sem(out, &ds);
   return rc;
@@ -154,8 +183,7 @@ int csysvipc_sem_set(int id, uint32_t uid, uint32_t gid, uint32_t mode) {
 
 int csysvipc_shm_stat(int id, csysvipc_shm_status *out) {
   struct shmid_ds ds;
-  memset(&ds, 0, sizeof ds);
-  int rc = shmctl(id, IPC_STAT, &ds);
+    int rc = shmctl(id, IPC_STAT, &ds);
   if (rc == 0) copy_shm(out, &ds);
   return rc;
 }
@@ -174,8 +202,7 @@ int csysvipc_shm_remove(int id) { return shmctl(id, IPC_RMID, NULL); }
 
 int csysvipc_msg_stat(int id, csysvipc_msg_status *out) {
   struct msqid_ds ds;
-  memset(&ds, 0, sizeof ds);
-  int rc = msgctl(id, IPC_STAT, &ds);
+    int rc = msgctl(id, IPC_STAT, &ds);
   if (rc == 0) copy_msg(out, &ds);
   return rc;
 }

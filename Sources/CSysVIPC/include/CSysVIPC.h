@@ -77,6 +77,10 @@ int csysvipc_has_semtimedop(void);
 /// Without semtimedop a timeout is refused with ENOSYS: the Swift side emulates it.
 int csysvipc_semop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns);
 
+/// semop of one operation on semaphore 0, without a timeout: the hot path of acquire and
+/// release, with the `struct sembuf` built here so that the Swift caller needs no stack buffer.
+int csysvipc_semop1(int id, int16_t operation, int16_t flags);
+
 int csysvipc_sem_getval(int id, int index);
 int csysvipc_sem_setval(int id, int index, int value);
 int csysvipc_sem_getall(int id, uint16_t *values);
@@ -101,6 +105,10 @@ size_t csysvipc_msg_header_size(void);
 
 /// msgsnd of `size` text bytes at `message`, where `message` points to the type (a C long).
 int csysvipc_msgsnd(int id, const void *message, size_t size, int flags);
+/// msgsnd of `size` bytes of text at `text` with `type`: the message is laid out (type, then
+/// text) in an uninitialised block on this function's stack up to 8192 bytes of text, on the
+/// heap beyond; the one copy. Returns what msgsnd returned (ENOMEM for a failed allocation).
+int csysvipc_msgsnd_text(int id, long type, const void *text, size_t size, int flags);
 /// msgrcv into `message` (type, then up to `size` text bytes); returns the text's length.
 long csysvipc_msgrcv(int id, void *message, size_t size, long type, int flags);
 

@@ -96,8 +96,6 @@ struct IPCOperation: Sendable {
   var id: Int32?
   /// The key, for the *get calls.
   var key: IPCKey?
-  /// The file, for `ftok`.
-  var path: String?
 
   init(_ call: StaticString, _ object: IPCObjectKind, id: Int32) {
     self.call = call
@@ -111,14 +109,13 @@ struct IPCOperation: Sendable {
     self.key = key
   }
 
-  init(_ call: StaticString, path: String) {
+  /// A call on no object (`ftok`): the caller names what it worked on in the message.
+  init(_ call: StaticString) {
     self.call = call
-    self.path = path
   }
 
-  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a", "ftok on /tmp/x".
+  /// "semop on semaphore 3", "semget on semaphore with key 0x0000002a".
   var subject: String {
-    if let path { return "\(call) on \(path)" }
     let name = object?.name ?? "object"
     if let id { return "\(call) on \(name) \(id)" }
     if let key { return "\(call) on \(name) with key \(key)" }
@@ -134,7 +131,9 @@ extension IPCError {
   static func outOfRange(_ message: String) -> IPCError { IPCError(.outOfRange, message) }
 
   /// The one errno-to-`IPCError` mapping, shared by every call of every object kind.
-  static func system(_ errno: Errno, _ op: IPCOperation) -> IPCError {
+  /// `subject` replaces `op.subject` in the message (for `ftok`, which names a file: the file's
+  /// path stays out of `IPCOperation`, which every call builds and must stay free of `String`).
+  static func system(_ errno: Errno, _ op: IPCOperation, subject: String? = nil) -> IPCError {
     let (kind, reason): (Kind, String)
     switch errno.rawValue {
     case EEXIST: (kind, reason) = (.existential, "already exists")
@@ -164,6 +163,6 @@ extension IPCError {
     case ENOMEM: (kind, reason) = (.system, "not enough memory")
     default: (kind, reason) = (.system, "failed")
     }
-    return IPCError(kind, "\(op.subject): \(reason)", errno: errno)
+    return IPCError(kind, "\(subject ?? op.subject): \(reason)", errno: errno)
   }
 }

@@ -66,7 +66,9 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
       throw .invalid("ftok: projectID \(projectID) is outside 1...255")
     }
     let key = ftok(path, projectID)
-    if key == -1 { throw IPCError.system(currentErrno, IPCOperation("ftok", path: path)) }
+    if key == -1 {
+      throw IPCError.system(currentErrno, IPCOperation("ftok"), subject: "ftok on \(path)")
+    }
     self.rawValue = key
   }
 

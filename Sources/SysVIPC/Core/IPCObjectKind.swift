@@ -206,6 +206,7 @@ extension IPCObjectKind {
     }
   }
 
+  @inline(__always)
   func semaphoreStatus(id: Int32) throws(IPCError) -> csysvipc_sem_status {
     var status = csysvipc_sem_status()
     _ = try retryingInterrupts(IPCOperation("semctl(IPC_STAT)", self, id: id)) { _ in
@@ -214,6 +215,7 @@ extension IPCObjectKind {
     return status
   }
 
+  @inline(__always)
   func sharedMemoryStatus(id: Int32) throws(IPCError) -> csysvipc_shm_status {
     var status = csysvipc_shm_status()
     _ = try retryingInterrupts(IPCOperation("shmctl(IPC_STAT)", self, id: id)) { _ in
@@ -222,6 +224,7 @@ extension IPCObjectKind {
     return status
   }
 
+  @inline(__always)
   func messageQueueStatus(id: Int32) throws(IPCError) -> csysvipc_msg_status {
     var status = csysvipc_msg_status()
     _ = try retryingInterrupts(IPCOperation("msgctl(IPC_STAT)", self, id: id)) { _ in

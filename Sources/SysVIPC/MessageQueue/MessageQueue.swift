@@ -135,6 +135,15 @@ public struct MessageQueue: IPCObject, Hashable {
   public func send(
     _ buffer: UnsafeRawBufferPointer, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) throws(IPCError) {
+    // The common call (valid type, no timeout, a message within the limits): one msgsnd that
+    // does not wait; only a full queue (or any error) takes the general path below.
+    if type > 0, timeout == nil, buffer.count <= maxMessageSize,
+      buffer.count <= MessageQueueCall.systemMaxMessageSize ?? Int.max,
+      csysvipc_msgsnd_text(id, CLong(type), buffer.baseAddress, buffer.count, csysvipc_ipc_nowait())
+        == 0
+    {
+      return
+    }
     let kernelType = try MessageQueueCall.sendType(type)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgsnd")
     try MessageQueueCall.checkLength(buffer.count, maxMessageSize: maxMessageSize, id: id)
@@ -279,6 +288,20 @@ public struct MessageQueue: IPCObject, Hashable {
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, type: Int = 0,
     timeout: Duration? = nil, options: ReceiveOptions = []
   ) throws(IPCError) -> (count: Int, type: Int) {
+    // The common call: wait for a message of the requested type in place, move the text down
+    // over the type. Anything unusual (an error, a message that does not fit) goes the general
+    // way, which receives again: nothing was taken off the queue.
+    if block, timeout == nil, options.isEmpty, buffer.count > MessageQueueCall.headerSize,
+      let base = buffer.baseAddress
+    {
+      let count = csysvipc_msgrcv(
+        id, base, buffer.count - MessageQueueCall.headerSize, CLong(type), 0)
+      if count >= 0 {
+        let received = base.loadUnaligned(as: CLong.self)
+        if count > 0 { memmove(base, base + MessageQueueCall.headerSize, count) }
+        return (count, Int(received))
+      }
+    }
     let (kernelType, flags) = try MessageQueueCall.receiveArguments(type, options)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgrcv")
     return try MessageQueueCall.receive(

@@ -103,15 +103,54 @@ public struct Semaphore: IPCObject, Hashable {
   ///   - delta: how much to take, 1...32767 (its magnitude is used, as in Python).
   /// - Throws: ``IPCError/Kind/busy`` when it would have to wait and may not, or the timeout
   ///   expired; ``IPCError/Kind/existential`` when the semaphore is removed, also while waiting.
+  @inlinable
   public func acquire(timeout: Duration? = nil, delta: Int = 1) throws(IPCError) {
+    // The common call, inlined into the caller: one semop, nothing else on success.
+    if timeout == nil && delta == 1 {
+      if csysvipc_semop1(id, -1, _operationFlags) == 0 { return }
+      return try _singleOperationFailed(-1)
+    }
+    try _acquire(timeout: timeout, delta: delta)
+  }
+
+  @usableFromInline
+  func _acquire(timeout: Duration?, delta: Int) throws(IPCError) {
     try operate(-Int(try SemaphoreCall.magnitude(delta, "semop")), timeout: timeout)
+  }
+
+  /// The `sem_flg` bits of ``block`` and ``undo``.
+  @inlinable
+  var _operationFlags: Int16 {
+    Int16(truncatingIfNeeded: (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0))
+  }
+
+  /// After a failed `csysvipc_semop1`: EINTR retries through the shared loop; any other errno
+  /// is mapped as everywhere else.
+  @usableFromInline
+  @inline(never)
+  func _singleOperationFailed(_ operation: Int16) throws(IPCError) {
+    let error = currentErrno
+    guard error == .interrupted else {
+      throw IPCError.system(error, IPCOperation("semop", .semaphore, id: id))
+    }
+    try operate(Int(operation), timeout: nil)
   }
 
   /// Increases the value by `delta` (`semop` with `+delta`), waking waiters.
   ///
   /// - Throws: ``IPCError/Kind/outOfRange`` when the value would exceed ``maxValue`` (the value
   ///   is unchanged).
+  @inlinable
   public func release(delta: Int = 1) throws(IPCError) {
+    if delta == 1 {
+      if csysvipc_semop1(id, 1, _operationFlags) == 0 { return }
+      return try _singleOperationFailed(1)
+    }
+    try _release(delta: delta)
+  }
+
+  @usableFromInline
+  func _release(delta: Int) throws(IPCError) {
     try operate(Int(try SemaphoreCall.magnitude(delta, "semop")), timeout: nil)
   }
 

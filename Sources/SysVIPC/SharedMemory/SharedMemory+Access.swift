@@ -6,10 +6,11 @@
 
 // Reading, writing, and the zero-copy views (Python's buffer protocol).
 //
-// Every access borrows the mapping: it counts itself in `attachment` under the lock, runs
-// without the lock, and uncounts itself. `detach()` and `attach()` refuse while the count is not
-// zero, so no access outlives its mapping, and a body may call back into this object (read,
-// write, nested views) without deadlocking. None of these paths allocates.
+// Every access borrows the mapping: one atomic add counts it in `gate` (refused while the gate
+// is closed), one atomic subtract uncounts it; no lock is taken. `detach()` and `attach()` close
+// the gate only while the count is zero (else they refuse), so no access outlives its mapping,
+// and a body may call back into this object (read, write, nested views) without deadlocking.
+// None of these paths allocates.
 extension SharedMemory {
   /// Starts an access: the whole segment, or an error when detached (or read-only, for a
   /// mutable access). Pair with ``endAccess()``.
@@ -17,20 +18,20 @@ extension SharedMemory {
   private func beginAccess(mutable: Bool, _ call: StaticString) throws(IPCError)
     -> UnsafeMutableRawBufferPointer
   {
-    let id = self.id
-    let address = try attachment.withLock { (state) throws(IPCError) -> UInt in
-      guard state.address != 0 else { throw Self.notAttached(call, id: id) }
-      if mutable && state.readOnly { throw Self.readOnly(call, id: id) }
-      state.borrows += 1
-      return state.address
+    let old = gate.wrappingAdd(1, ordering: .acquiring).oldValue
+    if old & (Self.closedBit | (mutable ? Self.readOnlyBit : 0)) != 0 {
+      gate.wrappingSubtract(1, ordering: .releasing)
+      throw old & Self.closedBit != 0
+        ? Self.notAttached(call, id: id) : Self.readOnly(call, id: id)
     }
     return UnsafeMutableRawBufferPointer(
-      start: UnsafeMutableRawPointer(bitPattern: address), count: size)
+      start: UnsafeMutableRawPointer(bitPattern: mappedAddress.load(ordering: .relaxed)),
+      count: size)
   }
 
   @inline(__always)
   private func endAccess() {
-    attachment.withLock { $0.borrows -= 1 }
+    gate.wrappingSubtract(1, ordering: .releasing)
   }
 
   static func readOnly(_ call: StaticString, id: Int32) -> IPCError {
@@ -97,6 +98,20 @@ extension SharedMemory {
     try gathered.withUnsafeBytes { source in
       Result { () throws(IPCError) in try copyIn(source, offset: offset) }
     }.get()
+  }
+
+  /// `write(_:offset:)` for an array: one `memcpy` into the `shmat` mapping, without the
+  /// generic path (the common case, chosen over the generic overload for `[UInt8]`).
+  public func write(_ bytes: [UInt8], offset: Int = 0) throws(IPCError) {
+    try bytes.withUnsafeBytes { source in
+      Result { () throws(IPCError) in try copyIn(source, offset: offset) }
+    }.get()
+  }
+
+  /// `write(_:offset:)` from raw memory: one `memcpy` into the `shmat` mapping, without the
+  /// generic path.
+  public func write(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) throws(IPCError) {
+    try copyIn(bytes, offset: offset)
   }
 
   /// Writes a string's UTF-8 bytes (no terminating NUL) into the `shmat` mapping at `offset`, as

@@ -48,15 +48,47 @@ public final class SharedMemory: IPCObject {
   /// All bounds are this size, not the page-rounded size the kernel maps.
   public let size: Int
 
-  /// The attachment: its address (0 when detached), whether it is read-only, and how many
-  /// zero-copy bodies run on it now. Addresses are kept as integers so the state is `Sendable`.
+  /// The attachment, changed only under the lock by attach and detach: its address (0 when
+  /// detached) and whether it is read-only. Accesses do not take the lock: see ``gate``.
+  /// Addresses are kept as integers so the state is `Sendable`.
   struct Attachment {
     var address: UInt = 0
     var readOnly = false
-    var borrows = 0
   }
 
   let attachment = Mutex(Attachment())
+
+  /// The zero-copy gate, one atomic word: the number of running accesses in the low bits,
+  /// ``closedBit`` while detached or while attach/detach change the mapping, ``readOnlyBit``
+  /// for a read-only attachment. An access is one atomic add to enter and one to leave.
+  let gate = Atomic<Int>(closedBit)
+  static let closedBit = 1 << 62
+  static let readOnlyBit = 1 << 61
+  static let countMask = (1 << 61) - 1
+  /// The address, read by accesses that hold the gate open.
+  let mappedAddress = Atomic<UInt>(0)
+
+  static let flagBits = closedBit | readOnlyBit
+
+  /// Sets the gate's flags to `flags` after ``closeGate(_:)`` returned `before`, keeping the
+  /// count.
+  func reopenGate(_ before: Int, to flags: Int) {
+    gate.wrappingAdd(flags - ((before & Self.flagBits) | Self.closedBit), ordering: .releasing)
+  }
+
+  /// Closes the gate for attach/detach; throws busy while accesses run. Returns the old word.
+  func closeGate(_ call: StaticString) throws(IPCError) -> Int {
+    let current = gate.load(ordering: .acquiring)
+    // Already closed (detached): whatever is counted are accesses that found it closed and are
+    // backing out; none uses the mapping.
+    if current & Self.closedBit != 0 { return current }
+    guard current & Self.countMask == 0,
+      gate.compareExchange(
+        expected: current, desired: current | Self.closedBit, ordering: .acquiringAndReleasing
+      ).exchanged
+    else { throw Self.busy(call, id: id, max(1, current & Self.countMask)) }
+    return current
+  }
 
   /// Opens or creates a segment by key (`shmget`) and attaches it (`shmat`).
   ///
@@ -208,18 +240,29 @@ public final class SharedMemory: IPCObject {
     }
     let id = self.id
     try attachment.withLock { (state) throws(IPCError) in
-      guard state.borrows == 0 else { throw Self.busy("shmat", id: id, state.borrows) }
+      let before = try closeGate("shmat")
       if state.address != 0 && address != nil {
         Self.unmap(state.address)
         state.address = 0
+        mappedAddress.store(0, ordering: .relaxed)
       }
       let op = IPCOperation("shmat", .sharedMemory, id: id)
-      let new = try retryingInterrupts(op) { _ in
-        Int(bitPattern: shmat(id, address, flags.rawValue))
+      let new: Int
+      do throws(IPCError) {
+        new = try retryingInterrupts(op) { _ in
+          Int(bitPattern: shmat(id, address, flags.rawValue))
+        }
+      } catch {
+        // The old mapping stays: reopen the gate as it was. Only the flag bits change (with an
+        // atomic add): accesses that found it closed may still be backing their count out.
+        if state.address != 0 { reopenGate(before, to: before & Self.flagBits) }
+        throw error
       }
       if state.address != 0 { Self.unmap(state.address) }
       state.address = UInt(bitPattern: new)
       state.readOnly = flags.contains(.readOnly)
+      mappedAddress.store(state.address, ordering: .relaxed)
+      reopenGate(before, to: state.readOnly ? Self.readOnlyBit : 0)
     }
   }
 
@@ -233,9 +276,10 @@ public final class SharedMemory: IPCObject {
     let id = self.id
     try attachment.withLock { (state) throws(IPCError) in
       guard state.address != 0 else { throw Self.notAttached("shmdt", id: id) }
-      guard state.borrows == 0 else { throw Self.busy("shmdt", id: id, state.borrows) }
+      _ = try closeGate("shmdt")
       let address = state.address
       state.address = 0
+      mappedAddress.store(0, ordering: .relaxed)
       _ = try retryingInterrupts(IPCOperation("shmdt", .sharedMemory, id: id)) { _ in
         shmdt(UnsafeRawPointer(bitPattern: address))
       }
