@@ -104,8 +104,11 @@ do {
   try source.withUnsafeBytes { source in
     try measure("shm_copy_write_UnsafeRawBufferPointer") { try memory.write(source) }
   }
-  // Returns a new array: one allocation is the API's shape (no read-into-buffer form exists).
+  // Returns a new array: one allocation is the API's shape.
   try measure("shm_copy_read_array", target: 1) { keep &+= Int(try memory.read(count: 4096)[0]) }
+  try destination.withUnsafeMutableBytes { buffer in
+    try measure("shm_copy_read_into", target: 0) { keep &+= try memory.read(into: buffer) }
+  }
   try measure("shm_status", target: nil) { keep &+= try memory.status().numberAttached }
 
   let queue = try MessageQueue(key: nil, flags: .createExclusive, maxMessageSize: 8192)

@@ -10,10 +10,10 @@ func shmDefaultIterations(_ size: Int) -> Int {
 }
 
 /// `size` bytes between a private buffer and the segment per op: through the copying API
-/// (`write(_:offset:)`, `read(count:offset:)`, which returns a new array) or the zero-copy API
-/// (`withUnsafeMutableBytes` / `withUnsafeBytes` around one copy). `--api alloc` (shm_read
-/// only) runs the copying read too: its line pairs with C's malloc + memcpy + free per read,
-/// the same work as returning a new buffer, where `--api copy` pairs with a plain memcpy.
+/// (`write(_:offset:)`, `read(into:offset:)`) or the zero-copy API (`withUnsafeMutableBytes` /
+/// `withUnsafeBytes` around one copy), each paired with C's memcpy. `--api alloc` (shm_read
+/// only) runs `read(count:offset:)`, which returns a new array: its line pairs with C's malloc +
+/// memcpy + free per read, the same work.
 func shmCopy(_ options: Options, write: Bool) throws {
   let size = options.size ?? 4096
   let n = options.iterations ?? shmDefaultIterations(size)
@@ -41,12 +41,20 @@ func shmCopy(_ options: Options, write: Bool) throws {
       for _ in 0..<n { try memory.withUnsafeMutableBytes { $0.copyMemory(from: source) } }
       elapsed = bench_now_ns() - start
     }
-  case (false, false):
+  case (false, false) where options.api == "alloc":
     for _ in 0..<warmUp(n) { sink &+= Int(try memory.read(count: size)[size - 1]) }
     let start = bench_now_ns()
     for _ in 0..<n { sink &+= Int(try memory.read(count: size)[size - 1]) }
     elapsed = bench_now_ns() - start
     buffer[size - 1] = UInt8(truncatingIfNeeded: sink / (n + warmUp(n)))
+  case (false, false):
+    try buffer.withUnsafeMutableBytes { destination in
+      for _ in 0..<warmUp(n) { sink &+= try memory.read(into: destination) }
+      let start = bench_now_ns()
+      for _ in 0..<n { sink &+= try memory.read(into: destination) }
+      elapsed = bench_now_ns() - start
+    }
+    guard sink == size * (n + warmUp(n)) else { throw BenchFailure("shm: short read") }
   case (false, true):
     try buffer.withUnsafeMutableBytes { destination in
       for _ in 0..<warmUp(n) { try memory.withUnsafeBytes { destination.copyMemory(from: $0) } }

@@ -73,6 +73,32 @@ extension SharedMemory {
     }
   }
 
+  /// Copies bytes out of the segment into `buffer`, allocating nothing: the copying read for hot
+  /// paths (one `memcpy` from the `shmat` mapping).
+  ///
+  /// - Parameters:
+  ///   - buffer: where the bytes go; it is filled up to its size, or up to the segment's end.
+  ///   - offset: where to start, `0..<size`.
+  /// - Returns: how many bytes were copied: `min(buffer.count, size - offset)`.
+  /// - Throws: ``IPCError/Kind/invalidArgument`` for an `offset` that is negative or at or past
+  ///   the end; ``IPCError/Kind/notAttached`` when detached.
+  public func read(into buffer: UnsafeMutableRawBufferPointer, offset: Int = 0) throws(IPCError)
+    -> Int
+  {
+    guard offset >= 0, offset < size else {
+      throw .invalid(
+        "read on shared memory \(id): offset \(offset) is outside the segment (0..<\(size))")
+    }
+    let length = Swift.min(buffer.count, size - offset)
+    let segment = try beginAccess(mutable: false, "read")
+    defer { endAccess() }
+    if length > 0 {
+      buffer.baseAddress!.copyMemory(
+        from: segment.baseAddress!.advanced(by: offset), byteCount: length)
+    }
+    return length
+  }
+
   /// Copies bytes into the segment's `shmat` mapping at `offset`. Embedded NUL bytes are written
   /// like any other.
   ///
