@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 // The benchmarks: a package of their own, so that users of the library never inherit what they
 // need. Run `python3 run.py` here (see BENCHMARKS.md at the repository root).
 import PackageDescription
