@@ -64,6 +64,8 @@ def cases(pins, scale):
         out.append(("mq_pingpong", ["mq_pingpong", "--pin", pin, "--iterations", n(5_000 if split else 30_000)]))
     for size in [64, 8192]:
         out.append(("mq_local", ["mq_local", "--size", str(size), "--pin", "none", "--iterations", n(100_000)]))
+        # The same through MessageQueue.MessageBuffer: no copy in user space, as C's msgbuf.
+        out.append(("mq_local", ["mq_local", "--size", str(size), "--api", "buffer", "--pin", "none", "--iterations", n(100_000)]))
     for scenario in ["shm_write", "shm_read"]:
         for size in SIZES_SHM:
             for api in ["copy", "zerocopy"]:

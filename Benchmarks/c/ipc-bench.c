@@ -3,7 +3,7 @@
 // Build: cc -O2 -o ipc-bench-c ipc-bench.c -lpthread   (run.py does it)
 //
 //   ipc-bench-c SCENARIO [--iterations N] [--pin same|split|none] [--size BYTES]
-//                        [--api copy|zerocopy|alloc] [--kind sem|shm|mq|all] [--timeout SECONDS]
+//                        [--api copy|zerocopy|alloc|buffer] [--kind sem|shm|mq|all] [--timeout SECONDS]
 //
 // Two-process scenarios re-execute this binary (posix_spawn of /proc/self/exe with
 // `--child ROLE key=value...`). Every object is created with IPC_PRIVATE, its id passed to the
@@ -477,7 +477,12 @@ static void mq_local(struct options *o) {
   }
   int64_t elapsed = now_ns() - start;
   clean_up();
-  report("mq_local", n, elapsed, size, 0, format("size=%ld pin=%s", size, pin_names[o->pin]));
+  // --api buffer: the Swift side uses MessageQueue.MessageBuffer; C always sends its own msgbuf.
+  if (strcmp(o->api, "buffer") == 0)
+    report("mq_local", n, elapsed, size, 0,
+           format("size=%ld api=buffer pin=%s", size, pin_names[o->pin]));
+  else
+    report("mq_local", n, elapsed, size, 0, format("size=%ld pin=%s", size, pin_names[o->pin]));
 }
 
 static long shm_default_iterations(long size) {
@@ -701,7 +706,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < COUNT(scenarios); i++) printf("%s\n", scenarios[i].name);
     return 0;
   }
-  if (argc < 2) fail("usage: ipc-bench-c SCENARIO [--iterations N] [--pin same|split|none] [--size N] [--api copy|zerocopy] [--kind K] [--timeout S]");
+  if (argc < 2) fail("usage: ipc-bench-c SCENARIO [--iterations N] [--pin same|split|none] [--size N] [--api copy|zerocopy|alloc|buffer] [--kind K] [--timeout S]");
   struct options o = {.scenario = argv[1], .pin = PIN_NONE, .api = "copy", .kind = "all", .timeout = 600};
   for (int i = 2; i < argc; i += 2) {
     if (i + 1 >= argc) fail("%s needs a value", argv[i]);
@@ -719,7 +724,8 @@ int main(int argc, char **argv) {
       o.size = strtol(value, &end, 10);
       if (*end || o.size <= 0) fail("bad --size %s", value);
     } else if (strcmp(flag, "--api") == 0) {
-      if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0)
+      if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0 &&
+          strcmp(value, "buffer") != 0)
         fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {

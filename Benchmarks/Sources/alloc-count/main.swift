@@ -134,6 +134,17 @@ do {
       keep &+= try queue.receive().message.count
     }
   }
+  // MessageQueue.MessageBuffer: send and receive in the kernel's layout, no copy.
+  var outgoing = try MessageQueue.MessageBuffer(capacity: 8192)
+  var incoming = try MessageQueue.MessageBuffer(capacity: 8192)
+  outgoing.withUnsafeMutableText(count: 8192) {
+    _ = $0.initializeMemory(as: UInt8.self, repeating: 1)
+  }
+  try measure("mq_send_MessageBuffer+receive_MessageBuffer size=8192") {
+    try queue.send(outgoing)
+    try queue.receive(into: &incoming)
+    keep &+= incoming.count
+  }
   try measure("mq_status", target: nil) { keep &+= try queue.status().currentMessages }
   if keep == 42 { print("") }  // keeps `keep` alive
 } catch {

@@ -50,8 +50,8 @@ struct Options {
         guard let n = Int(value), n > 0 else { throw BenchFailure("bad --size \(value)") }
         size = n
       case "--api":
-        guard value == "copy" || value == "zerocopy" || value == "alloc" else {
-          throw BenchFailure("bad --api \(value) (copy|zerocopy|alloc)")
+        guard ["copy", "zerocopy", "alloc", "buffer"].contains(value) else {
+          throw BenchFailure("bad --api \(value) (copy|zerocopy|alloc|buffer)")
         }
         api = value
       case "--kind": kind = value

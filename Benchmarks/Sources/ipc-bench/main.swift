@@ -26,7 +26,7 @@ let childRoles: [(String, (ChildArguments) throws -> Void)] = [
 
 let usage = """
   usage: ipc-bench SCENARIO [--iterations N] [--pin same|split|none] [--size BYTES]
-                            [--api copy|zerocopy|alloc] [--kind sem|shm|mq|all] [--timeout SECONDS]
+                            [--api copy|zerocopy|alloc|buffer] [--kind sem|shm|mq|all] [--timeout SECONDS]
          ipc-bench list
   scenarios: \(scenarios.map(\.0).joined(separator: " "))
   """

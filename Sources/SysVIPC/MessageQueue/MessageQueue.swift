@@ -48,7 +48,7 @@ import CSysVIPC
 /// ## Copies and allocation
 /// The kernel wants the type and the text in one block. Sending copies the text once, into
 /// such a block on the stack: no heap allocation for messages up to 8192 bytes (Linux's
-/// default `msgmax`). ``receive(into:block:type:timeout:options:)`` allocates nothing;
+/// default `msgmax`). ``receive(into:block:type:timeout:options:)->(_,_)`` allocates nothing;
 /// ``receive(block:type:timeout:options:)-5tdpe`` allocates only the array it returns.
 public struct MessageQueue: IPCObject, Hashable {
   /// ``IPCObjectKind/messageQueue``: controlled with `msgctl`.
@@ -218,7 +218,7 @@ public struct MessageQueue: IPCObject, Hashable {
   // MARK: Receiving
 
   /// The `msgrcv` flags that ``receive(block:type:timeout:options:)-5tdpe`` and
-  /// ``receive(into:block:type:timeout:options:)`` may do beyond the reference.
+  /// ``receive(into:block:type:timeout:options:)->(_,_)`` may do beyond the reference.
   public struct ReceiveOptions: OptionSet, Hashable, Sendable {
     /// The option bits (this package's own, mapped to the `msgrcv` flags on each call).
     public let rawValue: UInt32
