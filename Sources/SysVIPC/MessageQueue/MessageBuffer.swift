@@ -90,19 +90,10 @@ extension MessageQueue {
   ) throws(IPCError) {
     let (kernelType, flags) = try MessageQueueCall.receiveArguments(type, options)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgrcv")
-    let (id, message, capacity) = (self.id, buffer.message, buffer.capacity)
-    let count = try MessageQueueCall.waiting(
-      wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage
-    ) { (mayWait) throws(IPCError) -> Int? in
-      switch try MessageQueueCall.attemptReceive(
-        id: id, message, capacity: capacity, type: kernelType, flags: flags, mayWait: mayWait)
-      {
-      case .none: return nil
-      case .message(let count): return count
-      case .tooLong:
-        throw MessageQueueCall.tooLong(id: id, what: "the buffer's capacity (\(capacity) bytes)")
-      }
-    }
+    let (message, capacity) = (buffer.message, buffer.capacity)
+    let count = try MessageQueueCall.receive(
+      id: id, into: message, capacity: capacity, type: kernelType, flags: flags, wait: wait,
+      room: "the buffer's capacity (\(capacity) bytes)")
     buffer.received(count: count, type: Int(message.load(as: CLong.self)))
   }
 }

@@ -132,15 +132,9 @@ extension MessageQueue {
     let count = try await MessageQueueCall.waitingAsync(
       wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage
     ) { () throws(IPCError) -> Int? in
-      switch try MessageQueueCall.attemptReceive(
+      try MessageQueueCall.attemptReceive(
         id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
-        mayWait: false)
-      {
-      case .none: return nil
-      case .message(let count): return count
-      case .tooLong:
-        throw MessageQueueCall.tooLong(id: id, what: "maxMessageSize (\(maxMessageSize) bytes)")
-      }
+        mayWait: false, room: "maxMessageSize (\(maxMessageSize) bytes)")
     }
     let base = block.bytes.baseAddress!
     let message = [UInt8](

@@ -332,19 +332,41 @@ enum MessageQueueCall {
     try withScratch(byteCount: headerSize + capacity) {
       (block) throws(IPCError) -> (message: [UInt8], type: Int) in
       let base = block.baseAddress!
-      let count = try waiting(
-        wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage
-      ) { (mayWait) throws(IPCError) -> Int? in
-        switch try attemptReceive(
-          id: id, base, capacity: capacity, type: type, flags: flags, mayWait: mayWait)
-        {
-        case .none: return nil
-        case .message(let count): return count
-        case .tooLong: throw tooLong(id: id, what: "maxMessageSize (\(maxMessageSize) bytes)")
-        }
-      }
+      let count = try receive(
+        id: id, into: base, capacity: capacity, type: type, flags: flags, wait: wait,
+        room: "maxMessageSize (\(maxMessageSize) bytes)")
       let message = [UInt8](UnsafeRawBufferPointer(start: base + headerSize, count: count))
       return (message, Int(base.load(as: CLong.self)))
+    }
+  }
+
+  /// Receives into a block in the kernel's layout (`message`: the type, then up to `capacity`
+  /// bytes of text), waiting as `wait` says; returns the text's length. A message longer than
+  /// `capacity` stays queued and throws, naming `room`.
+  static func receive(
+    id: Int32, into message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
+    wait: Wait, room: @autoclosure () -> String
+  ) throws(IPCError) -> Int {
+    try waiting(wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage) {
+      (mayWait) throws(IPCError) -> Int? in
+      try attemptReceive(
+        id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait,
+        room: room())
+    }
+  }
+
+  /// One msgrcv as ``attemptReceive(id:_:capacity:type:flags:mayWait:)``: the text's length,
+  /// `nil` for no message, and a message too long for `capacity` thrown (naming `room`).
+  static func attemptReceive(
+    id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
+    mayWait: Bool, room: @autoclosure () -> String
+  ) throws(IPCError) -> Int? {
+    switch try attemptReceive(
+      id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait)
+    {
+    case .none: return nil
+    case .message(let count): return count
+    case .tooLong: throw tooLong(id: id, what: room())
     }
   }
 
