@@ -69,3 +69,22 @@ public struct ParamsError: Error, CustomStringConvertible {
   /// What is wrong.
   public var description: String
 }
+
+/// The `main` of a premise/conclusion demo: `NAME premise|conclusion [params.txt]` runs the role
+/// with the parameters and exits with its status (1 on an error, 2 on a usage error).
+public func runConversation(
+  _ name: String, premise: (DemoParams) throws -> Int32, conclusion: (DemoParams) throws -> Int32
+) -> Never {
+  let arguments = CommandLine.arguments.dropFirst()
+  guard let role = arguments.first, role == "premise" || role == "conclusion" else {
+    printError("usage: \(name) premise|conclusion [params.txt]")
+    exit(2)
+  }
+  let params = DemoParams.readOrExit(arguments.dropFirst().first ?? "params.txt")
+  do {
+    exit(role == "premise" ? try premise(params) : try conclusion(params))
+  } catch {
+    printError("\(role): \(error)")
+    exit(1)
+  }
+}

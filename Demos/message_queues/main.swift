@@ -12,18 +12,7 @@ import SysVIPC
   import Darwin
 #endif
 
-let arguments = CommandLine.arguments.dropFirst()
-guard let role = arguments.first, role == "premise" || role == "conclusion" else {
-  printError("usage: message_queues premise|conclusion [params.txt]")
-  exit(2)
-}
-let params = DemoParams.readOrExit(arguments.dropFirst().first ?? "params.txt")
-do {
-  exit(role == "premise" ? try premise(params) : try conclusion(params))
-} catch {
-  printError("\(role): \(error)")
-  exit(1)
-}
+runConversation("message_queues", premise: premise, conclusion: conclusion)
 
 /// Receives until the message is not `last` (what this side sent), putting its own messages
 /// back for the other side: the demo polls the queue as hard as it can.

@@ -13,18 +13,7 @@ import SysVIPC
   import Darwin
 #endif
 
-let arguments = CommandLine.arguments.dropFirst()
-guard let role = arguments.first, role == "premise" || role == "conclusion" else {
-  printError("usage: sem_and_shm premise|conclusion [params.txt]")
-  exit(2)
-}
-let params = DemoParams.readOrExit(arguments.dropFirst().first ?? "params.txt")
-do {
-  exit(role == "premise" ? try premise(params) : try conclusion(params))
-} catch {
-  printError("\(role): \(error)")
-  exit(1)
-}
+runConversation("sem_and_shm", premise: premise, conclusion: conclusion)
 
 /// The text at the start of the segment, up to its NUL: the wire format of all versions.
 func read(_ memory: SharedMemory) throws(IPCError) -> [UInt8] {

@@ -5,6 +5,7 @@
 #include "CSysVIPC.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,28 +65,34 @@ int csysvipc_semop1(int id, int16_t operation, int16_t flags) {
   return semop(id, &op, 1);
 }
 
-int csysvipc_msgsnd_text(int id, long type, const void *text, size_t size, int flags) {
-  struct {
-    long type;
-    char text[8192];
-  } small;
-  void *block = &small;
-  if (size > sizeof small.text) {
-    block = malloc(sizeof(long) + size);
-    if (!block) {
-      errno = ENOMEM;
-      return -1;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread void *scratch_block;
+static __thread int scratch_busy;
+
+static void scratch_key_create(void) { pthread_key_create(&scratch_key, free); }
+
+void *csysvipc_scratch_acquire(size_t size) {
+  if (size <= CSYSVIPC_THREAD_SCRATCH && !scratch_busy) {
+    if (!scratch_block) {
+      pthread_once(&scratch_once, scratch_key_create);
+      scratch_block = malloc(CSYSVIPC_THREAD_SCRATCH);
+      if (!scratch_block) return NULL;
+      // The key's destructor frees the block when the thread ends.
+      pthread_setspecific(scratch_key, scratch_block);
     }
+    scratch_busy = 1;
+    return scratch_block;
   }
-  *(long *)block = type;
-  if (size > 0) memcpy((char *)block + sizeof(long), text, size);
-  int rc = msgsnd(id, block, size, flags);
-  if (block != &small) {
-    int saved = errno;
+  return malloc(size ? size : 1);
+}
+
+void csysvipc_scratch_release(void *block) {
+  if (block && block == scratch_block) {
+    scratch_busy = 0;
+  } else {
     free(block);
-    errno = saved;
   }
-  return rc;
 }
 
 int csysvipc_sem_getval(int id, int index) { return semctl(id, index, GETVAL); }

@@ -9,8 +9,9 @@ import SysVIPC
 /// Commands that are not about one object kind:
 /// whoami                                   print uid/euid
 /// set-create-raw COUNT                      semget(IPC_PRIVATE, COUNT) with plain C, as PHP would
-/// set-reader ID TOTAL                       read all values atomically until [0, TOTAL], counting
-///                                           sums != TOTAL and the distinct states seen
+/// set-reader ID TOTAL READS                 once semaphore 1 is nonzero, read all values
+///                                           atomically READS times, counting sums != TOTAL
+///                                           and the distinct states seen
 /// race-open-or-create KEY GATE_ID VALUE     wait for the gate to reach zero, then openOrCreate and
 ///                                           take one unit
 /// async-cancel-acquire ID                  await an acquire in a task, cancel it once it waits,
@@ -35,18 +36,22 @@ func otherCommand(_ command: String, _ args: inout Arguments) throws {
   case "set-reader":
     let set = try SemaphoreSet(id: args.int32("id"))
     let total = Int(args.next("total"))!
+    let reads = Int(args.next("reads"))!
     var violations = 0
-    var transfersSeen = Set<Int>()
+    var statesSeen = Set<Int>()
     report("reading", "yes")
+    // Count only once the writer has started, so every counted read overlaps its transfers.
     let end = monotonicSeconds() + 60
-    while monotonicSeconds() < end {
+    while try set.value(at: 1) == 0 {
+      guard monotonicSeconds() < end else { fail("the transfers never started") }
+    }
+    for _ in 0..<reads {
       let values = try set.values()
       if values.reduce(0, +) != total { violations += 1 }
-      transfersSeen.insert(values[1])
-      if values[1] == total { break }
+      statesSeen.insert(values[1])
     }
     report("violations", String(violations))
-    report("distinct", String(transfersSeen.count))
+    report("distinct", String(statesSeen.count))
   case "race-open-or-create":
     let key = args.key()
     let gate = try Semaphore(id: args.int32("gate"))

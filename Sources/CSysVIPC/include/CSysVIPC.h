@@ -105,10 +105,18 @@ size_t csysvipc_msg_header_size(void);
 
 /// msgsnd of `size` text bytes at `message`, where `message` points to the type (a C long).
 int csysvipc_msgsnd(int id, const void *message, size_t size, int flags);
-/// msgsnd of `size` bytes of text at `text` with `type`: the message is laid out (type, then
-/// text) in an uninitialised block on this function's stack up to 8192 bytes of text, on the
-/// heap beyond; the one copy. Returns what msgsnd returned (ENOMEM for a failed allocation).
-int csysvipc_msgsnd_text(int id, long type, const void *text, size_t size, int flags);
+/// The size of each thread's message scratch block: a message of Linux's default msgmax
+/// (8192 bytes) with its type, and a type's worth more.
+enum { CSYSVIPC_THREAD_SCRATCH = 8192 + 2 * 8 };
+
+/// A block of `size` uninitialised bytes aligned for a C long, for one message: this thread's
+/// own block (allocated once per thread, freed when the thread ends) when `size` fits and it is
+/// not in use, else a new heap block; NULL when that allocation fails. Give it back with
+/// csysvipc_scratch_release. Swift's temporary allocation uses the heap above 1 KiB, and an
+/// InlineArray would be zeroed first.
+void *csysvipc_scratch_acquire(size_t size);
+void csysvipc_scratch_release(void *block);
+
 /// msgrcv into `message` (type, then up to `size` text bytes); returns the text's length.
 long csysvipc_msgrcv(int id, void *message, size_t size, long type, int flags);
 

@@ -47,8 +47,8 @@ import CSysVIPC
 ///
 /// ## Copies and allocation
 /// The kernel wants the type and the text in one block. Sending copies the text once, into
-/// such a block on the stack: no heap allocation for messages up to 8192 bytes (Linux's
-/// default `msgmax`). ``receive(into:block:type:timeout:options:)->(_,_)`` allocates nothing;
+/// such a block (on the stack up to 1 KiB, else a block each thread allocates once): no heap
+/// allocation per message up to 8192 bytes (Linux's default `msgmax`). ``receive(into:block:type:timeout:options:)->(_,_)`` allocates nothing;
 /// ``receive(block:type:timeout:options:)-5tdpe`` allocates only the array it returns.
 public struct MessageQueue: IPCObject, Hashable {
   /// ``IPCObjectKind/messageQueue``: controlled with `msgctl`.
@@ -114,7 +114,8 @@ public struct MessageQueue: IPCObject, Hashable {
   // MARK: Sending
 
   /// Puts a message on the queue (`msgsnd`), copying the bytes once, straight from `buffer`
-  /// into the kernel's message layout (type, then text) on the stack.
+  /// into the kernel's message layout (type, then text) in a scratch block that costs no
+  /// allocation per message.
   ///
   /// The message may contain any bytes, NUL included, and may be empty.
   ///
@@ -135,12 +136,11 @@ public struct MessageQueue: IPCObject, Hashable {
   public func send(
     _ buffer: UnsafeRawBufferPointer, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) throws(IPCError) {
-    // The common call (valid type, no timeout, a message within the limits): one msgsnd that
-    // does not wait; only a full queue (or any error) takes the general path below.
+    // The common call (a valid type, no timeout, a message within the limits): one msgsnd that
+    // does not wait; a full queue or any failure takes the general path, which sent nothing.
     if type > 0, timeout == nil, buffer.count <= maxMessageSize,
       buffer.count <= MessageQueueCall.systemMaxMessageSize ?? Int.max,
-      csysvipc_msgsnd_text(id, CLong(type), buffer.baseAddress, buffer.count, csysvipc_ipc_nowait())
-        == 0
+      MessageQueueCall.sendAtOnce(id: id, buffer, type: CLong(truncatingIfNeeded: type))
     {
       return
     }
@@ -267,7 +267,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///
   /// The kernel writes the type into the buffer's first 8 bytes (`sizeof(long)`) and the text
   /// after it; the text is then moved to the start. A message longer than `buffer.count - 8`
-  /// but not than `buffer.count` is received into a block on the stack and copied instead.
+  /// but not than `buffer.count` is received into a scratch block and copied instead.
   /// That block is at most `buffer.count + 8` bytes, and needed only for a message within
   /// 8 bytes of `buffer.count`, so no `msgrcv` here touches the heap while messages stay
   /// within Linux's default `msgmax` (8192 bytes).

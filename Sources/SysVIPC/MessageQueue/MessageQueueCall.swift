@@ -25,11 +25,10 @@ enum MessageQueueCall {
     return Int(limits.msgmax)
   }()
 
-  /// The largest scratch block kept on the stack (the `InlineArray<1026, UInt64>` of
-  /// ``withScratch(byteCount:_:)``): the kernel's layout of a message of Linux's default
-  /// `msgmax` (8192 bytes), plus a header's worth for the fallback of
-  /// ``attemptReceive(id:into:type:flags:mayWait:)``.
-  static let stackScratchBytes = 1026 * 8
+  /// The largest message block ``withScratch(byteCount:_:)`` serves without allocating: the kernel's
+  /// layout of a message of Linux's default `msgmax` (8192 bytes), plus a header's worth for
+  /// the fallback of ``attemptReceive(id:into:type:flags:mayWait:)``.
+  static let stackScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
 
   // MARK: Arguments
 
@@ -205,6 +204,22 @@ enum MessageQueueCall {
     }
   }
 
+  /// The common send in one step: `text` laid out in a scratch block and one msgsnd that does
+  /// not wait. `false` on any failure (a full queue, an error, EINTR): the general path then
+  /// decides, having sent nothing.
+  @inline(__always)
+  static func sendAtOnce(id: Int32, _ text: UnsafeRawBufferPointer, type: CLong) -> Bool {
+    let count = text.count
+    let sent = try? withScratch(byteCount: headerSize + count) { (block) throws(IPCError) in
+      block.storeBytes(of: type, toByteOffset: 0, as: CLong.self)
+      if let source = text.baseAddress, count > 0 {
+        (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
+      }
+      return csysvipc_msgsnd(id, block.baseAddress, count, csysvipc_ipc_nowait()) == 0
+    }
+    return sent == true
+  }
+
   /// Lays `text` out for the kernel in a scratch block and sends it: the one copy.
   static func send(
     id: Int32, _ text: UnsafeRawBufferPointer, type: CLong, wait: Wait
@@ -324,7 +339,7 @@ enum MessageQueueCall {
 
   /// Receives into a new array of at most `capacity` bytes, waiting as `wait` says.
   ///
-  /// The message lands in a scratch block (on the stack up to `msgmax`) and is copied once,
+  /// The message lands in a scratch block (no allocation up to `msgmax`) and is copied once,
   /// into an array of its exact length.
   static func receive(
     id: Int32, capacity: Int, type: CLong, flags: Int32, wait: Wait, maxMessageSize: Int
@@ -382,24 +397,23 @@ enum MessageQueueCall {
 
   // MARK: Scratch memory
 
-  /// Runs `body` with a block of `byteCount` bytes aligned for a C `long`, on the stack for
-  /// up to ``stackScratchBytes`` bytes: `withUnsafeTemporaryAllocation` stays on the stack on
-  /// Linux only up to 1 KiB (it calls malloc above that), so larger blocks are an
-  /// `InlineArray` in this frame. Beyond that (only when `msgmax` was raised), the heap.
+  /// Runs `body` with a block of `byteCount` uninitialised bytes aligned for a C `long`: on
+  /// the stack up to 1 KiB, else this thread's scratch block (`csysvipc_scratch_acquire`:
+  /// allocated once per thread, so no allocation per message up to ``stackScratchBytes``; Swift's
+  /// temporary allocation would malloc above 1 KiB, and an `InlineArray` would be zeroed).
   @inline(__always)
   static func withScratch<R>(
     byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws(IPCError) -> R
   ) throws(IPCError) -> R {
-    let alignment = MemoryLayout<CLong>.alignment
-    if byteCount <= 1024 || byteCount > stackScratchBytes {
-      return try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: alignment, body)
+    if byteCount <= 1024 {
+      return try withUnsafeTemporaryAllocation(
+        byteCount: byteCount, alignment: MemoryLayout<CLong>.alignment, body)
     }
-    if #available(macOS 26.0, iOS 26.0, tvOS 26.0, watchOS 26.0, visionOS 26.0, *) {
-      var words = InlineArray<1026, UInt64>(repeating: 0)
-      return try withUnsafeMutableBytes(of: &words) { (raw) throws(IPCError) -> R in
-        try body(UnsafeMutableRawBufferPointer(rebasing: raw[..<byteCount]))
-      }
+    guard let block = csysvipc_scratch_acquire(byteCount) else {
+      throw IPCError(.system, "msgsnd/msgrcv: no memory for a \(byteCount)-byte message block")
     }
-    return try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: alignment, body)
+    defer { csysvipc_scratch_release(block) }
+    return try body(UnsafeMutableRawBufferPointer(start: block, count: byteCount))
   }
+
 }

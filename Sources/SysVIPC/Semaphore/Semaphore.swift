@@ -107,7 +107,7 @@ public struct Semaphore: IPCObject, Hashable {
   public func acquire(timeout: Duration? = nil, delta: Int = 1) throws(IPCError) {
     // The common call, inlined into the caller: one semop, nothing else on success.
     if timeout == nil && delta == 1 {
-      if csysvipc_semop1(id, -1, _operationFlags) == 0 { return }
+      if csysvipc_semop1(id, -1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(-1)
     }
     try _acquire(timeout: timeout, delta: delta)
@@ -116,12 +116,6 @@ public struct Semaphore: IPCObject, Hashable {
   @usableFromInline
   func _acquire(timeout: Duration?, delta: Int) throws(IPCError) {
     try operate(-Int(try SemaphoreCall.magnitude(delta, "semop")), timeout: timeout)
-  }
-
-  /// The `sem_flg` bits of ``block`` and ``undo``.
-  @inlinable
-  var _operationFlags: Int16 {
-    Int16(truncatingIfNeeded: (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0))
   }
 
   /// After a failed `csysvipc_semop1`: EINTR retries through the shared loop; any other errno
@@ -143,7 +137,7 @@ public struct Semaphore: IPCObject, Hashable {
   @inlinable
   public func release(delta: Int = 1) throws(IPCError) {
     if delta == 1 {
-      if csysvipc_semop1(id, 1, _operationFlags) == 0 { return }
+      if csysvipc_semop1(id, 1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(1)
     }
     try _release(delta: delta)

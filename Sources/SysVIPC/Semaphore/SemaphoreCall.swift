@@ -9,6 +9,7 @@ import SystemPackage
 
 /// The semop path shared by ``Semaphore`` and ``SemaphoreSet``: argument checks, timeouts,
 /// EINTR, and the "busy" message.
+@usableFromInline
 enum SemaphoreCall {
   /// The largest magnitude of one operation: `sembuf.sem_op` is a C `short`.
   static let maxDelta = Int(Int16.max)
@@ -23,10 +24,11 @@ enum SemaphoreCall {
     return Int16(magnitude)
   }
 
-  /// The `sem_flg` bits for the local `block` and `undo` settings.
-  @inline(__always)
+  /// The `sem_flg` bits for the local `block` and `undo` settings (inlinable: the inlined
+  /// fast path of ``Semaphore/acquire(timeout:delta:)-3v0us`` uses them).
+  @inlinable
   static func flags(block: Bool, undo: Bool) -> Int16 {
-    Int16((block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0))
+    Int16(truncatingIfNeeded: (block ? 0 : IPC_NOWAIT) | (undo ? SEM_UNDO : 0))
   }
 
   /// Performs `ops` atomically (`semop`, or `semtimedop` for a timeout).
