@@ -6,6 +6,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "SysVIPC", targets: ["SysVIPC"]),
+    .library(name: "SysVIPCChannel", targets: ["SysVIPCChannel"]),
     .executable(name: "sysvipc", targets: ["sysvipc"]),
   ],
   dependencies: [
@@ -26,6 +27,17 @@ let package = Package(
         .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
+    // A message channel in shared memory (ring + semaphore set), built on SysVIPC's public API.
+    // CSysVIPCChannel: atomics on the segment's words and an allocation-free semop.
+    .target(name: "CSysVIPCChannel", cSettings: [.define("_GNU_SOURCE")]),
+    .target(
+      name: "SysVIPCChannel",
+      dependencies: [
+        "SysVIPC", "CSysVIPCChannel", .product(name: "SystemPackage", package: "swift-system"),
+      ]
+    ),
+    // The C implementation of the channel (c/sysvipc_channel.h) as a program: the tests' C peer.
+    .executableTarget(name: "sysvipc-channel-c", path: "Sources/SysVIPCChannelC"),
     // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
     // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).
     .executableTarget(
@@ -39,7 +51,7 @@ let package = Package(
     // The second process of the multi-process tests: the tests launch it, it never forks.
     .executableTarget(
       name: "SysVIPCTestHelper",
-      dependencies: ["SysVIPC"]
+      dependencies: ["SysVIPC", "SysVIPCChannel"]
     ),
     // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
     // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals),
@@ -62,7 +74,7 @@ let package = Package(
       path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
-      dependencies: ["SysVIPC", "SysVIPCTestHelper"]
+      dependencies: ["SysVIPC", "SysVIPCChannel", "SysVIPCTestHelper", "sysvipc-channel-c"]
     ),
   ],
   swiftLanguageModes: [.v6]
