@@ -22,7 +22,7 @@ struct ChannelRing: @unchecked Sendable {
 
   /// How many times a producer retries a claim that others keep beating before it reports the
   /// tail as corrupt (real contention settles in a handful).
-  static let claimRetryLimit = 1 << 20
+  static let claimRetryLimit = 1 << 16
 
   @inline(__always) func slot(at position: UInt64) -> UnsafeMutableRawPointer {
     let index = Int(position % UInt64(truncatingIfNeeded: geometry.capacity))
@@ -78,14 +78,14 @@ struct ChannelRing: @unchecked Sendable {
         let now = csvc_load64_acquire(tailWord)
         if now == tail { return .full }
         tail = now
-      } else if distance > 0 {
+      } else if distance == 1 {
         // Position taken and already consumed (its writer died before moving the tail).
         _ = csvc_cas64(tailWord, tail, tail &+ 1)
         tail = csvc_load64_acquire(tailWord)
       } else {
         return .fault(
           .corrupt(
-            "slot of position \(tail) is at lap \(state >> 32), more than one behind lap \(lap)"))
+            "slot of position \(tail) is at lap \(state >> 32), not within one of the tail's lap \(lap)"))
       }
     }
     return .fault(.corrupt("the tail did not settle after \(Self.claimRetryLimit) tries"))

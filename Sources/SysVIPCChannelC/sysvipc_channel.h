@@ -44,7 +44,7 @@
  *                      fine: someone helped) and write; else look again.
  *   d == 0, other:     CAS tail t -> t+1 (help), reload tail.
  *   d == -1:           the previous lap's message is still there: FULL (if tail is unchanged).
- *   d > 0:             position already claimed and consumed: CAS tail t -> t+1, reload.
+ *   d == 1:            position already claimed and consumed: CAS tail t -> t+1, reload.
  *   otherwise:         corrupt.
  *   Write type, length, payload; then store s.state = (lap, COMMITTED) with release order; then a
  *   full fence and a load of consumer sleepers: if non-zero, exchange it with 0 and post DATA by
@@ -270,7 +270,7 @@ static void svc_remove(svc_channel *c) {
 static inline int svc__claim(svc_channel *c, uint64_t *pos) {
   uint64_t *tailp = svc__u64(c, 64);
   uint64_t tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
-  for (int tries = 0; tries < (1 << 20); tries++) {
+  for (int tries = 0; tries < (1 << 16); tries++) {
     uint32_t lap = svc__lap(c, tail);
     uint64_t *state = (uint64_t *)svc__slot(c, tail);
     uint64_t st = __atomic_load_n(state, __ATOMIC_ACQUIRE);
@@ -294,7 +294,7 @@ static inline int svc__claim(svc_channel *c, uint64_t *pos) {
       uint64_t now = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
       if (now == tail) return EAGAIN;
       tail = now;
-    } else if (d > 0) {
+    } else if (d == 1) {
       uint64_t t = tail;
       __atomic_compare_exchange_n(tailp, &t, tail + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
       tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
