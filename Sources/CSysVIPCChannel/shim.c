@@ -6,9 +6,6 @@
 #include <sys/sem.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sched.h>
-#endif
 
 const int16_t csvc_sem_undo = SEM_UNDO;
 const int16_t csvc_ipc_nowait = IPC_NOWAIT;
@@ -58,11 +55,7 @@ int csvc_process_exists(int32_t pid) {
   return !(kill(pid, 0) != 0 && errno == ESRCH);
 }
 
-int csvc_cpus_allowed(void) {
-#if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-#endif
+int csvc_cpus_online(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
 }

@@ -78,14 +78,22 @@ struct ChannelRing: @unchecked Sendable {
         let now = csvc_load64_acquire(tailWord)
         if now == tail { return .full }
         tail = now
-      } else if distance == 1 {
-        // Position taken and already consumed (its writer died before moving the tail).
-        _ = csvc_cas64(tailWord, tail, tail &+ 1)
-        tail = csvc_load64_acquire(tailWord)
+      } else if distance > 0 {
+        let now = csvc_load64_acquire(tailWord)
+        if now != tail {
+          tail = now  // this look at the tail was stale: the ring moved on meanwhile
+        } else if distance == 1 {
+          // Position taken and consumed, but its writer died before moving the tail: move it.
+          _ = csvc_cas64(tailWord, tail, tail &+ 1)
+          tail = csvc_load64_acquire(tailWord)
+        } else {
+          return .fault(
+            .corrupt("slot of position \(tail) is at lap \(state >> 32), ahead of the tail's lap \(lap)"))
+        }
       } else {
         return .fault(
           .corrupt(
-            "slot of position \(tail) is at lap \(state >> 32), not within one of the tail's lap \(lap)"))
+            "slot of position \(tail) is at lap \(state >> 32), behind the tail's lap \(lap) by more than one"))
       }
     }
     return .fault(.corrupt("the tail did not settle after \(Self.claimRetryLimit) tries"))

@@ -51,14 +51,15 @@ public final class MessageChannel: @unchecked Sendable {
   let ring: ChannelRing
   /// This process's id, the writer code of its claims (cached: getpid is a system call).
   let pid: UInt32
-  /// Spinning is useless when this process may run on one CPU only.
+  /// Spinning is useless on a machine with one CPU. (Where the other side runs on this one CPU,
+  /// as with both pinned to it, the adaptive spin shrinks to its minimum by itself.)
   let spins: Bool
 
   private let endsFlag = Atomic<Bool>(false)
   private let producerRegistered = Atomic<Bool>(false)
   private let consumerRegistered = Atomic<Bool>(false)
   private let receiving = Atomic<Bool>(false)
-  private let producerSpin = Atomic<Int>(Spin.initial)
+  private let producerSpin = Atomic<Int64>(Spin.initial)
   /// The consumer's state: touched only by the one receive in progress (the `receiving` flag).
   private nonisolated(unsafe) var head: UInt64 = 0
   private nonisolated(unsafe) var consumerSpin = Spin.initial
@@ -70,7 +71,7 @@ public final class MessageChannel: @unchecked Sendable {
     self.ring = ChannelRing(
       base: UnsafeMutableRawPointer(mutating: memory.address!), geometry: header.geometry)
     self.pid = UInt32(truncatingIfNeeded: getpid())
-    self.spins = csvc_cpus_allowed() > 1
+    self.spins = csvc_cpus_online() > 1
   }
 
   deinit {
@@ -376,18 +377,24 @@ public final class MessageChannel: @unchecked Sendable {
 
   private func waitForSpace(timeout: Duration?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    let limit = spins ? producerSpin.load(ordering: .relaxed) : 0
-    for _ in 0..<limit {
-      csvc_pause()
-      switch ring.claim(writer: pid) {
-      case .claimed(let position):
-        producerSpin.store(Spin.grown(limit), ordering: .relaxed)
-        return position
-      case .fault(let fault): throw fault.error("MessageChannel.send")
-      case .full: continue
+    let budget = spins ? producerSpin.load(ordering: .relaxed) : 0
+    if budget > 0 {
+      let end = csvc_now_ns() &+ budget
+      var round = 0
+      while true {
+        csvc_pause()
+        switch ring.claim(writer: pid) {
+        case .claimed(let position):
+          producerSpin.store(Spin.grown(budget), ordering: .relaxed)
+          return position
+        case .fault(let fault): throw fault.error("MessageChannel.send")
+        case .full: break
+        }
+        round &+= 1
+        if round & 31 == 0, csvc_now_ns() >= end { break }
       }
+      producerSpin.store(Spin.shrunk(budget), ordering: .relaxed)
     }
-    if spins { producerSpin.store(Spin.shrunk(limit), ordering: .relaxed) }
     while true {
       ChannelRing.announce(ring.producerSleepers)
       switch ring.claim(writer: pid) {
@@ -511,15 +518,21 @@ public final class MessageChannel: @unchecked Sendable {
       }
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    let limit = spins ? consumerSpin : 0
-    for _ in 0..<limit {
-      csvc_pause()
-      if case .message(let count, let type) = ring.poll(head: &head) {
-        consumerSpin = Spin.grown(limit)
-        return (count, type)
+    if spins {
+      let budget = consumerSpin
+      let end = csvc_now_ns() &+ budget
+      var round = 0
+      while true {
+        csvc_pause()
+        if case .message(let count, let type) = ring.poll(head: &head) {
+          consumerSpin = Spin.grown(budget)
+          return (count, type)
+        }
+        round &+= 1
+        if round & 31 == 0, csvc_now_ns() >= end { break }
       }
+      consumerSpin = Spin.shrunk(budget)
     }
-    if spins { consumerSpin = Spin.shrunk(limit) }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
       var slice = deadline
@@ -610,14 +623,17 @@ public final class MessageChannel: @unchecked Sendable {
   static func earlier(_ a: Int64?, _ b: Int64) -> Int64 { a.map { min($0, b) } ?? b }
 }
 
-/// The adaptive spin: grows after a spin that found what it waited for, shrinks after one that
-/// did not (then sleeping was needed anyway).
+/// The adaptive spin, in nanoseconds of spinning before sleeping: it grows after a spin that
+/// found what it waited for and shrinks after one that did not (sleeping was needed anyway), so
+/// a side whose partner answers within microseconds keeps spinning, and one whose partner is
+/// slow soon sleeps at once. Time, not a count of `pause`s, whose length varies tenfold across
+/// CPUs.
 enum Spin {
-  static let initial = 256
-  static let minimum = 16
-  static let maximum = 16_384
-  static func grown(_ limit: Int) -> Int { min(limit * 2, maximum) }
-  static func shrunk(_ limit: Int) -> Int { max(limit / 2, minimum) }
+  static let initial: Int64 = 20_000
+  static let minimum: Int64 = 1_000
+  static let maximum: Int64 = 200_000
+  static func grown(_ budget: Int64) -> Int64 { min(budget * 2, maximum) }
+  static func shrunk(_ budget: Int64) -> Int64 { max(budget / 2, minimum) }
 }
 
 extension ChannelFault {

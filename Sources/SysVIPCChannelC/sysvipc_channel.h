@@ -44,7 +44,8 @@
  *                      fine: someone helped) and write; else look again.
  *   d == 0, other:     CAS tail t -> t+1 (help), reload tail.
  *   d == -1:           the previous lap's message is still there: FULL (if tail is unchanged).
- *   d == 1:            position already claimed and consumed: CAS tail t -> t+1, reload.
+ *   d > 0:             reload the tail; if it is unchanged and d == 1 (claimed and consumed,
+ *                      its writer died before moving the tail): CAS tail t -> t+1; d > 1: corrupt.
  *   otherwise:         corrupt.
  *   Write type, length, payload; then store s.state = (lap, COMMITTED) with release order; then a
  *   full fence and a load of consumer sleepers: if non-zero, exchange it with 0 and post DATA by
@@ -82,7 +83,6 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-#include <sched.h>
 
 #define SVC_MAGIC 0x4E48434350495653ull
 #define SVC_VERSION 1u
@@ -95,8 +95,10 @@
 #define SVC_SEM_SPACE 1
 #define SVC_SEM_PRODUCERS 2
 #define SVC_SEM_CONSUMER 3
-#define SVC_SPIN_MIN 16
-#define SVC_SPIN_MAX 16384
+/* The adaptive spin before sleeping, in nanoseconds (as the Swift side). */
+#define SVC_SPIN_INITIAL 20000
+#define SVC_SPIN_MIN 1000
+#define SVC_SPIN_MAX 200000
 
 typedef struct {
   uint8_t *base;
@@ -105,7 +107,8 @@ typedef struct {
   uint32_t pid;
   int producer, consumer; /* registered */
   uint64_t head;
-  int spin_producer, spin_consumer, spins;
+  int64_t spin_producer, spin_consumer;
+  int spins;
 } svc_channel;
 
 static inline uint64_t *svc__u64(const svc_channel *c, size_t off) { return (uint64_t *)(c->base + off); }
@@ -128,7 +131,7 @@ static inline void svc__pause(void) {
 }
 
 /* One semop with an optional deadline (< 0: none); EINTR retried. 0 or errno. */
-static int svc__semop(int semid, int index, int delta, int flags, int64_t deadline) {
+static inline int svc__semop(int semid, int index, int delta, int flags, int64_t deadline) {
   struct sembuf op = {(unsigned short)index, (short)delta, (short)flags};
   for (;;) {
     int rc;
@@ -167,14 +170,14 @@ static inline void svc__withdraw(const svc_channel *c, size_t word) {
   }
 }
 
-static int svc__cpus(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-  return 2;
+/* Spinning is useless on one CPU; where both sides share one, the adaptive spin shrinks. */
+static inline int svc__cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
 }
 
 /* Checks the header of an attached segment of `size` bytes and fills in the geometry. */
-static int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
+static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   if (size < SVC_HEADER) return EPROTO;
   uint64_t magic = __atomic_load_n((uint64_t *)base, __ATOMIC_ACQUIRE);
   if (magic == 0) return EAGAIN;
@@ -201,12 +204,12 @@ static int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   c->semid = semid;
   c->pid = (uint32_t)getpid();
   c->spins = svc__cpus() > 1;
-  c->spin_producer = c->spin_consumer = 256;
+  c->spin_producer = c->spin_consumer = SVC_SPIN_INITIAL;
   return 0;
 }
 
 /* Opens the channel whose segment is `shmid`, waiting up to 10 s for its header. */
-static int svc_open(svc_channel *c, int shmid) {
+static inline int svc_open(svc_channel *c, int shmid) {
   struct shmid_ds ds;
   if (shmctl(shmid, IPC_STAT, &ds) != 0) return errno;
   void *base = shmat(shmid, NULL, 0);
@@ -226,7 +229,7 @@ static int svc_open(svc_channel *c, int shmid) {
 }
 
 /* Creates a channel at `key` (IPC_PRIVATE allowed) with `mode`. */
-static int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max, int mode) {
+static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max, int mode) {
   if (capacity < 1 || capacity > (1u << 24) || max < 1 || max > (1u << 30)) return EINVAL;
   uint64_t stride = (SVC_SLOT_HEADER + (uint64_t)max + 63) / 64 * 64;
   uint64_t total = SVC_HEADER + capacity * stride;
@@ -254,14 +257,14 @@ static int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max
   return rc;
 }
 
-static void svc_close(svc_channel *c) {
+static inline void svc_close(svc_channel *c) {
   if (c->producer) svc__semop(c->semid, SVC_SEM_PRODUCERS, -1, SEM_UNDO | IPC_NOWAIT, -1);
   if (c->consumer) svc__semop(c->semid, SVC_SEM_CONSUMER, -1, SEM_UNDO | IPC_NOWAIT, -1);
   shmdt(c->base);
   c->base = NULL;
 }
 
-static void svc_remove(svc_channel *c) {
+static inline void svc_remove(svc_channel *c) {
   semctl(c->semid, 0, IPC_RMID);
   shmctl(c->shmid, IPC_RMID, NULL);
 }
@@ -294,10 +297,17 @@ static inline int svc__claim(svc_channel *c, uint64_t *pos) {
       uint64_t now = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
       if (now == tail) return EAGAIN;
       tail = now;
-    } else if (d == 1) {
-      uint64_t t = tail;
-      __atomic_compare_exchange_n(tailp, &t, tail + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-      tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
+    } else if (d > 0) {
+      uint64_t now = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
+      if (now != tail) {
+        tail = now; /* a stale look at the tail */
+      } else if (d == 1) {
+        uint64_t t = tail;
+        __atomic_compare_exchange_n(tailp, &t, tail + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
+      } else {
+        return EPROTO;
+      }
     } else {
       return EPROTO;
     }
@@ -306,7 +316,7 @@ static inline int svc__claim(svc_channel *c, uint64_t *pos) {
 }
 
 /* Reserves a slot for up to `len` bytes: *payload is where to write. timeout_ns < 0: none. */
-static int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t timeout_ns, uint64_t *pos,
+static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t timeout_ns, uint64_t *pos,
                        void **payload) {
   if (len > c->max_message_size) return E2BIG;
   if (!c->producer) {
@@ -318,14 +328,15 @@ static int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t timeout_
   int rc = svc__claim(c, pos);
   if (rc == EAGAIN && block) {
     int64_t deadline = timeout_ns >= 0 ? svc__now() + timeout_ns : -1;
-    int limit = c->spins ? c->spin_producer : 0;
-    for (int i = 0; i < limit && rc == EAGAIN; i++) {
-      svc__pause();
-      rc = svc__claim(c, pos);
-    }
     if (c->spins) {
-      c->spin_producer = rc == 0 ? (limit * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : limit * 2)
-                                 : (limit / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : limit / 2);
+      int64_t budget = c->spin_producer, end = svc__now() + budget;
+      for (unsigned i = 1; rc == EAGAIN; i++) {
+        svc__pause();
+        rc = svc__claim(c, pos);
+        if ((i & 31) == 0 && svc__now() >= end) break;
+      }
+      c->spin_producer = rc == 0 ? (budget * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : budget * 2)
+                                 : (budget / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : budget / 2);
     }
     while (rc == EAGAIN) {
       __atomic_fetch_add(svc__u32(c, 132), 1, __ATOMIC_SEQ_CST);
@@ -411,7 +422,7 @@ static inline int svc__poll(svc_channel *c, uint32_t *len, int64_t *type, uint32
   return EAGAIN;
 }
 
-static int svc__become_consumer(svc_channel *c) {
+static inline int svc__become_consumer(svc_channel *c) {
   struct sembuf ops[2] = {{SVC_SEM_CONSUMER, 0, IPC_NOWAIT}, {SVC_SEM_CONSUMER, 1, SEM_UNDO}};
   if (semop(c->semid, ops, 2) != 0) return errno == EAGAIN ? EBUSY : errno;
   c->consumer = 1;
@@ -425,7 +436,7 @@ static int svc__become_consumer(svc_channel *c) {
 }
 
 /* Waits for a message at the head (in place): 0 with the length and type, or an errno. */
-static int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32_t *len, int64_t *type) {
+static inline int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32_t *len, int64_t *type) {
   if (!c->consumer) {
     int e = svc__become_consumer(c);
     if (e) return e;
@@ -434,14 +445,15 @@ static int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32_t *len
   int rc = svc__poll(c, len, type, &writer);
   if (rc != EAGAIN || !block) return rc;
   int64_t deadline = timeout_ns >= 0 ? svc__now() + timeout_ns : -1;
-  int limit = c->spins ? c->spin_consumer : 0;
-  for (int i = 0; i < limit && rc == EAGAIN; i++) {
-    svc__pause();
-    rc = svc__poll(c, len, type, &writer);
-  }
   if (c->spins) {
-    c->spin_consumer = rc == 0 ? (limit * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : limit * 2)
-                               : (limit / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : limit / 2);
+    int64_t budget = c->spin_consumer, end = svc__now() + budget;
+    for (unsigned i = 1; rc == EAGAIN; i++) {
+      svc__pause();
+      rc = svc__poll(c, len, type, &writer);
+      if ((i & 31) == 0 && svc__now() >= end) break;
+    }
+    c->spin_consumer = rc == 0 ? (budget * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : budget * 2)
+                               : (budget / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : budget / 2);
   }
   while (rc == EAGAIN) {
     __atomic_fetch_add(svc__u32(c, 128), 1, __ATOMIC_SEQ_CST);

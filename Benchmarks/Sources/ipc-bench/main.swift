@@ -11,6 +11,8 @@ let scenarios: [(String, (Options) throws -> Void)] = [
   ("mq_throughput", mqThroughput),
   ("mq_pingpong", mqPingPong),
   ("mq_local", mqLocal),
+  ("chan_throughput", chanThroughput),
+  ("chan_pingpong", chanPingPong),
   ("shm_write", shmWrite),
   ("shm_read", shmRead),
   ("shm_counter", shmCounter),
@@ -21,6 +23,8 @@ let childRoles: [(String, (ChildArguments) throws -> Void)] = [
   ("sem_pingpong", semPingPongChild),
   ("mq_throughput", mqThroughputChild),
   ("mq_pingpong", mqPingPongChild),
+  ("chan_throughput", chanThroughputChild),
+  ("chan_pingpong", chanPingPongChild),
   ("shm_counter", shmCounterChild),
 ]
 

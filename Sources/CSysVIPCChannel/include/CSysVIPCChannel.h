@@ -66,8 +66,8 @@ int csvc_semop(int32_t semid, uint16_t index, int16_t delta, int16_t flags, int6
 /// Whether process `pid` exists (kill(pid, 0) does not fail with ESRCH).
 int csvc_process_exists(int32_t pid);
 
-/// How many CPUs this thread may run on (sched_getaffinity; the online CPUs elsewhere).
-int csvc_cpus_allowed(void);
+/// How many CPUs are online.
+int csvc_cpus_online(void);
 
 /// The monotonic clock in nanoseconds.
 int64_t csvc_now_ns(void);
