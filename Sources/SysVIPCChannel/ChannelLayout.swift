@@ -108,7 +108,8 @@ struct ChannelHeader: Equatable, Sendable {
   static func write(
     _ geometry: ChannelGeometry, semaphoreSetID: Int32, to base: UnsafeMutableRawPointer
   ) {
-    base.storeBytes(of: ChannelLayout.version, toByteOffset: ChannelLayout.versionOffset, as: UInt32.self)
+    base.storeBytes(
+      of: ChannelLayout.version, toByteOffset: ChannelLayout.versionOffset, as: UInt32.self)
     base.storeBytes(
       of: UInt32(ChannelLayout.headerSize), toByteOffset: ChannelLayout.headerSizeOffset,
       as: UInt32.self)
@@ -148,15 +149,19 @@ struct ChannelHeader: Equatable, Sendable {
           "found magic 0x\(String(magic, radix: 16)), not a channel's 0x\(String(ChannelLayout.magic, radix: 16))"
         ))
     }
-    func field(_ offset: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+    func field(_ offset: Int) -> UInt32 {
+      base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+    }
     let version = field(ChannelLayout.versionOffset)
     guard version == ChannelLayout.version else {
       return .failure(
-        .notAChannel("found layout version \(version); this library speaks version \(ChannelLayout.version)"))
+        .notAChannel(
+          "found layout version \(version); this library speaks version \(ChannelLayout.version)"))
     }
     let headerSize = field(ChannelLayout.headerSizeOffset)
     guard headerSize == ChannelLayout.headerSize else {
-      return .failure(.notAChannel("found header size \(headerSize), not \(ChannelLayout.headerSize)"))
+      return .failure(
+        .notAChannel("found header size \(headerSize), not \(ChannelLayout.headerSize)"))
     }
     let capacity = Int(field(ChannelLayout.capacityOffset))
     let maxMessageSize = Int(field(ChannelLayout.maxMessageSizeOffset))
@@ -168,7 +173,8 @@ struct ChannelHeader: Equatable, Sendable {
       return .failure(fault)
     }
     let stride = Int(field(ChannelLayout.slotStrideOffset))
-    let recorded = base.loadUnaligned(fromByteOffset: ChannelLayout.segmentSizeOffset, as: UInt64.self)
+    let recorded = base.loadUnaligned(
+      fromByteOffset: ChannelLayout.segmentSizeOffset, as: UInt64.self)
     guard stride == geometry.slotStride, recorded == UInt64(geometry.segmentSize) else {
       return .failure(
         .notAChannel(

@@ -88,12 +88,14 @@ struct ChannelRing: @unchecked Sendable {
           tail = csvc_load64_acquire(tailWord)
         } else {
           return .fault(
-            .corrupt("slot of position \(tail) is at lap \(state >> 32), ahead of the tail's lap \(lap)"))
+            .corrupt(
+              "slot of position \(tail) is at lap \(state >> 32), ahead of the tail's lap \(lap)"))
         }
       } else {
         return .fault(
           .corrupt(
-            "slot of position \(tail) is at lap \(state >> 32), behind the tail's lap \(lap) by more than one"))
+            "slot of position \(tail) is at lap \(state >> 32), behind the tail's lap \(lap) by more than one"
+          ))
       }
     }
     return .fault(.corrupt("the tail did not settle after \(Self.claimRetryLimit) tries"))
@@ -165,7 +167,8 @@ struct ChannelRing: @unchecked Sendable {
   /// Frees the slot of `head` for the next lap and moves past it.
   @inline(__always)
   func release(head: inout UInt64) {
-    csvc_store64_release(slot(at: head), Self.state(lap: lap(of: head) &+ 1, code: ChannelLayout.free))
+    csvc_store64_release(
+      slot(at: head), Self.state(lap: lap(of: head) &+ 1, code: ChannelLayout.free))
     head &+= 1
     csvc_store64_relaxed(headWord, head)
   }
@@ -205,7 +208,9 @@ struct ChannelRing: @unchecked Sendable {
 
   /// Counts the caller in as a sleeper; a full fence, so that the caller's next look at the ring
   /// and a waker's look at the word cannot both miss each other.
-  @inline(__always) static func announce(_ word: UnsafeMutableRawPointer) { _ = csvc_add32(word, 1) }
+  @inline(__always) static func announce(_ word: UnsafeMutableRawPointer) {
+    _ = csvc_add32(word, 1)
+  }
 
   /// Counts the caller out again after it did not sleep (or timed out). When a waker already
   /// took the count (and posted for it), the post stays behind: one spurious wake-up later.

@@ -60,9 +60,9 @@ public final class MessageChannel: @unchecked Sendable {
   private let consumerRegistered = Atomic<Bool>(false)
   private let receiving = Atomic<Bool>(false)
   private let producerSpin = Atomic<Int64>(Spin.initial)
-  /// The consumer's state: touched only by the one receive in progress (the `receiving` flag).
-  private nonisolated(unsafe) var head: UInt64 = 0
-  private nonisolated(unsafe) var consumerSpin = Spin.initial
+  /// The consumer's state, touched only by the one receive in progress (the `receiving` flag),
+  /// behind a pointer: a stored `var` of a class would cost an exclusivity check per access.
+  private let consumer: UnsafeMutablePointer<ConsumerState>
 
   private init(memory: SharedMemory, semaphores: SemaphoreSet, header: ChannelHeader) {
     self.memory = memory
@@ -72,9 +72,12 @@ public final class MessageChannel: @unchecked Sendable {
       base: UnsafeMutableRawPointer(mutating: memory.address!), geometry: header.geometry)
     self.pid = UInt32(truncatingIfNeeded: getpid())
     self.spins = csvc_cpus_online() > 1
+    self.consumer = .allocate(capacity: 1)
+    self.consumer.initialize(to: ConsumerState())
   }
 
   deinit {
+    defer { consumer.deallocate() }
     // Count this handle out; SEM_UNDO on the -1 cancels the +1's adjustment.
     let flags = csvc_sem_undo | csvc_ipc_nowait
     if producerRegistered.load(ordering: .relaxed) {
@@ -103,14 +106,15 @@ public final class MessageChannel: @unchecked Sendable {
   public static func create(
     key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600
   ) throws(IPCError) -> MessageChannel {
-    let geometry = try checked(ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
+    let geometry = try checked(
+      ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     for _ in 0..<16 {
       let memory = try SharedMemory(
         key: key, flags: .createExclusive, mode: mode, size: geometry.segmentSize,
         initCharacter: 0)
       do throws(IPCError) {
         return try initialise(memory, geometry, mode: mode)
-      } catch where key == nil && error.errno == .fileExists {
+      } catch  where key == nil && error.errno == .fileExists {
         try? memory.remove()  // a semaphore set has the random key: pick another
       } catch {
         try? memory.remove()
@@ -143,7 +147,8 @@ public final class MessageChannel: @unchecked Sendable {
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
     timeout: Duration = .seconds(10)
   ) throws(IPCError) -> (channel: MessageChannel, created: Bool) {
-    let geometry = try checked(ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
+    let geometry = try checked(
+      ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     let (memory, created) = try SharedMemory.openOrCreateReportingCreation(
       key: key, size: geometry.segmentSize, mode: mode)
     if created {
@@ -174,7 +179,8 @@ public final class MessageChannel: @unchecked Sendable {
     -> MessageChannel
   {
     guard key != .private else {
-      throw .init(.invalidArgument, "MessageChannel.open: IPCKey.private names no channel; use open(id:)")
+      throw .init(
+        .invalidArgument, "MessageChannel.open: IPCKey.private names no channel; use open(id:)")
     }
     return try attach(SharedMemory(key: key, size: 0), timeout: timeout)
   }
@@ -370,7 +376,9 @@ public final class MessageChannel: @unchecked Sendable {
     case .claimed(let position): return position
     case .fault(let fault): throw fault.error("MessageChannel.send")
     case .full:
-      guard block else { throw IPCError(.busy, "MessageChannel.send: the channel is full", errno: .wouldBlock) }
+      guard block else {
+        throw IPCError(.busy, "MessageChannel.send: the channel is full", errno: .wouldBlock)
+      }
       return try waitForSpace(timeout: timeout)
     }
   }
@@ -410,14 +418,17 @@ public final class MessageChannel: @unchecked Sendable {
       if !woken {
         ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
-          throw IPCError(.busy, "MessageChannel.send: timed out (the channel stayed full)", errno: .wouldBlock)
+          throw IPCError(
+            .busy, "MessageChannel.send: timed out (the channel stayed full)", errno: .wouldBlock)
         }
       }
     }
   }
 
   private func registerProducer() throws(IPCError) {
-    guard producerRegistered.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+    guard
+      producerRegistered.compareExchange(expected: false, desired: true, ordering: .relaxed)
+        .exchanged
     else { return }
     let error = csvc_semop(semaphores.id, ChannelLayout.producersSemaphore, 1, csvc_sem_undo, -1)
     if error != 0 {
@@ -475,8 +486,9 @@ public final class MessageChannel: @unchecked Sendable {
     try beginReceiving()
     defer { receiving.store(false, ordering: .releasing) }
     let (count, type) = try awaitMessage(block: block, timeout: timeout)
-    let result = try body(UnsafeRawBufferPointer(start: ring.payload(at: head), count: count), type)
-    ring.release(head: &head)
+    let result = try body(
+      UnsafeRawBufferPointer(start: ring.payload(at: consumer.pointee.head), count: count), type)
+    ring.release(head: &consumer.pointee.head)
     let sleepers = ChannelRing.takeSleepers(ring.producerSleepers)
     if sleepers != 0 { post(ChannelLayout.spaceSemaphore, sleepers) }
     return result
@@ -504,12 +516,12 @@ public final class MessageChannel: @unchecked Sendable {
       throw error
     }
     consumerRegistered.store(true, ordering: .relaxed)
-    head = ring.startingHead()
+    consumer.pointee.head = ring.startingHead()
   }
 
   /// Waits for a message at the head: spins (adaptively), then sleeps on the semaphore set.
   private func awaitMessage(block: Bool, timeout: Duration?) throws(IPCError) -> (Int, Int) {
-    switch ring.poll(head: &head) {
+    switch ring.poll(head: &consumer.pointee.head) {
     case .message(let count, let type): return (count, type)
     case .fault(let fault): throw fault.error("MessageChannel.receive")
     case .empty, .writing:
@@ -519,24 +531,24 @@ public final class MessageChannel: @unchecked Sendable {
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     if spins {
-      let budget = consumerSpin
+      let budget = consumer.pointee.spin
       let end = csvc_now_ns() &+ budget
       var round = 0
       while true {
         csvc_pause()
-        if case .message(let count, let type) = ring.poll(head: &head) {
-          consumerSpin = Spin.grown(budget)
+        if case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) {
+          consumer.pointee.spin = Spin.grown(budget)
           return (count, type)
         }
         round &+= 1
         if round & 31 == 0, csvc_now_ns() >= end { break }
       }
-      consumerSpin = Spin.shrunk(budget)
+      consumer.pointee.spin = Spin.shrunk(budget)
     }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
       var slice = deadline
-      switch ring.poll(head: &head) {
+      switch ring.poll(head: &consumer.pointee.head) {
       case .message(let count, let type):
         ChannelRing.withdraw(ring.consumerSleepers)
         return (count, type)
@@ -546,7 +558,7 @@ public final class MessageChannel: @unchecked Sendable {
       case .writing(let writer):
         if csvc_process_exists(Int32(bitPattern: writer)) == 0 {
           // Its writer died before committing: skip the slot (nothing of it is delivered).
-          _ = ring.reclaim(head: &head, writer: writer)
+          _ = ring.reclaim(head: &consumer.pointee.head, writer: writer)
           ChannelRing.withdraw(ring.consumerSleepers)
           continue
         }
@@ -608,8 +620,10 @@ public final class MessageChannel: @unchecked Sendable {
     case EIDRM, EINVAL:
       return IPCError(
         .existential, "MessageChannel.\(what): the channel was removed", errno: errno)
-    case EACCES: return IPCError(.permissions, "MessageChannel.\(what): permission denied", errno: errno)
-    default: return IPCError(.system, "MessageChannel.\(what): semop failed: \(errno)", errno: errno)
+    case EACCES:
+      return IPCError(.permissions, "MessageChannel.\(what): permission denied", errno: errno)
+    default:
+      return IPCError(.system, "MessageChannel.\(what): semop failed: \(errno)", errno: errno)
     }
   }
 
@@ -621,6 +635,13 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   static func earlier(_ a: Int64?, _ b: Int64) -> Int64 { a.map { min($0, b) } ?? b }
+}
+
+struct ConsumerState {
+  /// The next position to read.
+  var head: UInt64 = 0
+  /// The spin budget of the receiving side.
+  var spin: Int64 = Spin.initial
 }
 
 /// The adaptive spin, in nanoseconds of spinning before sleeping: it grows after a spin that

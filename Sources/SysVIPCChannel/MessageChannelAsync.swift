@@ -24,9 +24,9 @@ extension MessageChannel {
 
   /// ``send(_:type:block:timeout:)-(Sequence<UInt8>,_,_,_)`` for async code. Cancellation ends
   /// the wait with ``SysVIPC/IPCError/isCancellation`` and sends nothing.
-  public func send(_ message: [UInt8], type: Int = 1, timeout: Duration? = nil) async throws(
-    IPCError
-  ) {
+  public func send(_ message: [UInt8], type: Int = 1, timeout: Duration? = nil)
+    async throws(IPCError)
+  {
     try await waitingOffPool("send", timeout: timeout) { (block, slice) throws(IPCError) in
       try self.send(message, type: type, block: block, timeout: slice)
     }
@@ -59,7 +59,7 @@ extension MessageChannel {
         guard !finished, !Task.isCancelled else { return nil }
         do {
           return try await channel.receive()
-        } catch where error.isProducersGone || error.kind == .existential || error.isCancellation {
+        } catch  where error.isProducersGone || error.kind == .existential || error.isCancellation {
           finished = true
           return nil
         }
@@ -76,25 +76,30 @@ extension MessageChannel {
   ) async throws(IPCError) -> T {
     do throws(IPCError) {
       return try attempt(false, nil)
-    } catch where error.kind == .busy && error.errno == .wouldBlock {
+    } catch  where error.kind == .busy && error.errno == .wouldBlock {
       // Not yet: wait below.
     }
-    if timeout == .zero { throw IPCError(.busy, "MessageChannel.\(what): timed out", errno: .wouldBlock) }
+    if timeout == .zero {
+      throw IPCError(.busy, "MessageChannel.\(what): timed out", errno: .wouldBlock)
+    }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     let cancelled = Atomic<Bool>(false)
     let result: Result<T, IPCError> = await withTaskCancellationHandler {
-      await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, IPCError>, Never>) in
+      await withCheckedContinuation {
+        (continuation: CheckedContinuation<Result<T, IPCError>, Never>) in
         runOnThread {
           while true {
             if cancelled.load(ordering: .acquiring) {
               return continuation.resume(
-                returning: .failure(IPCError(.busy, "MessageChannel.\(what): cancelled", errno: .canceled)))
+                returning: .failure(
+                  IPCError(.busy, "MessageChannel.\(what): cancelled", errno: .canceled)))
             }
             var slice: Int64 = 10_000_000
             if let deadline { slice = max(0, min(slice, deadline &- csvc_now_ns())) }
             do throws(IPCError) {
-              return continuation.resume(returning: .success(try attempt(true, .nanoseconds(slice))))
-            } catch where error.kind == .busy && error.errno == .wouldBlock {
+              return continuation.resume(
+                returning: .success(try attempt(true, .nanoseconds(slice))))
+            } catch  where error.kind == .busy && error.errno == .wouldBlock {
               if let deadline, csvc_now_ns() >= deadline {
                 return continuation.resume(returning: .failure(error))
               }

@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "create") == 0 && argc == 4) {
     rc = svc_create(&c, IPC_PRIVATE, (uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), 0600);
     if (rc) return fail(rc);
-    printf("id=%d\n", c.shmid);
+    printf("id=%d\nsemid=%d\n", c.shmid, c.semid);
   } else if (strcmp(argv[1], "produce") == 0 && argc >= 6) {
     if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
     uint32_t producer = (uint32_t)atoi(argv[3]), count = (uint32_t)atoi(argv[4]);

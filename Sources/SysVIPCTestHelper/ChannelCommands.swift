@@ -38,7 +38,8 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
     try gate?.waitForZero()
     var checksum: UInt64 = 0
     for sequence in 0..<count {
-      let size = ChannelMessage.size(producer: producer, sequence: UInt32(sequence), seed: seed, max: maxSize)
+      let size = ChannelMessage.size(
+        producer: producer, sequence: UInt32(sequence), seed: seed, max: maxSize)
       checksum &+= try sendOne(
         channel, producer: producer, sequence: UInt32(sequence), size: size,
         hold: sequence == holdAt)
@@ -177,7 +178,8 @@ enum ChannelMessage {
       let producer = UInt32(littleEndian: message.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
       let sequence = UInt32(littleEndian: message.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
       var intact = type == Int(producer) + 1
-      for k in 8..<message.count where message[k] != byte(producer: producer, sequence: sequence, at: k) {
+      for k in 8..<message.count
+      where message[k] != byte(producer: producer, sequence: sequence, at: k) {
         intact = false
         break
       }

@@ -61,9 +61,11 @@ func chanPingPong(_ options: Options) throws {
   let n = options.iterations ?? 200_000
   let warm = warmUp(n)
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
-  let requests = try MessageChannel.create(key: .private, capacity: channelCapacity, maxMessageSize: size)
+  let requests = try MessageChannel.create(
+    key: .private, capacity: channelCapacity, maxMessageSize: size)
   atCleanup { try? requests.remove() }
-  let replies = try MessageChannel.create(key: .private, capacity: channelCapacity, maxMessageSize: size)
+  let replies = try MessageChannel.create(
+    key: .private, capacity: channelCapacity, maxMessageSize: size)
   atCleanup { try? replies.remove() }
   let child = try Child(
     role: "chan_pingpong",

@@ -19,6 +19,22 @@ struct ChannelDocumentationTests {
     #expect(String(decoding: message, as: UTF8.self) == "hello" && type == 2)
   }
 
+  /// The README's channel example is the same code as ``choosingAChannel()``.
+  @Test func readmeExampleIsHere() throws {
+    let readme = try String(
+      contentsOf: DocumentationExamplesTests.root.appendingPathComponent("README.md"),
+      encoding: .utf8)
+    let section = try #require(readme.components(separatedBy: "(`SysVIPCChannel`)").dropFirst().first)
+    let block = section.components(separatedBy: "```").dropFirst().first ?? ""
+    let lines = block.split(separator: "\n").dropFirst().map {
+      DocumentationExamplesTests.normalized($0)
+    }
+    let this = try String(contentsOfFile: #filePath, encoding: .utf8)
+      .split(separator: "\n").map { DocumentationExamplesTests.normalized($0) }
+    #expect(lines.count >= 4)
+    #expect(lines.allSatisfy { this.contains($0) })
+  }
+
   @Test func everyCodeBlockIsHere() throws {
     let this = try String(contentsOfFile: #filePath, encoding: .utf8)
       .split(separator: "\n", omittingEmptySubsequences: false)

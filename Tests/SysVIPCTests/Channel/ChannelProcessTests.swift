@@ -20,7 +20,8 @@ final class ChannelCPeer: Sendable {
   let outputPath: String
 
   init(_ arguments: [String]) throws {
-    outputPath = FileManager.default.temporaryDirectory
+    outputPath =
+      FileManager.default.temporaryDirectory
       .appendingPathComponent("sysvipc-channel-c-\(UUID().uuidString).out").path
     pid = try spawnCleanly([Self.executable] + arguments, output: outputPath)
   }
@@ -91,7 +92,9 @@ struct ChannelProcessTests {
     for producer in producers { try await producer.waitForLine("ready", "yes") }
     try gate.setValue(0)
     var outcomes: [HelperProcess.Outcome] = []
-    for producer in producers { outcomes.append(try await producer.outcome(timeout: .seconds(120))) }
+    for producer in producers {
+      outcomes.append(try await producer.outcome(timeout: .seconds(120)))
+    }
     expectExactlyOnce(
       producers: outcomes, consumer: try await consumer.outcome(timeout: .seconds(120)),
       perProducer: perProducer)
@@ -148,7 +151,9 @@ struct ChannelProcessTests {
     }
     #expect(kills == 12)
     var outcomes: [HelperProcess.Outcome] = []
-    for survivor in survivors { outcomes.append(try await survivor.outcome(timeout: .seconds(120))) }
+    for survivor in survivors {
+      outcomes.append(try await survivor.outcome(timeout: .seconds(120)))
+    }
     let consumed = try await consumer.outcome(timeout: .seconds(120))
     #expect(consumed.ok, "\(consumed.output)")
     #expect(consumed.value("corrupt") == "0")
@@ -232,10 +237,13 @@ struct ChannelProcessTests {
     defer { try? channel.remove() }
     let id = String(channel.id)
     let consumer = try HelperProcess(["chan-consume", id, "4000"])
-    let producers = try (0..<2).map { try ChannelCPeer(["produce", id, String($0), "2000", "700", "3"]) }
+    let producers = try (0..<2).map {
+      try ChannelCPeer(["produce", id, String($0), "2000", "700", "3"])
+    }
     var outcomes: [HelperProcess.Outcome] = []
     for producer in producers { outcomes.append(try await producer.outcome()) }
-    expectExactlyOnce(producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
+    expectExactlyOnce(
+      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
   }
 
   @Test func swiftProducersCConsumer() async throws {
@@ -248,7 +256,8 @@ struct ChannelProcessTests {
     }
     var outcomes: [HelperProcess.Outcome] = []
     for producer in producers { outcomes.append(try await producer.outcome()) }
-    expectExactlyOnce(producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
+    expectExactlyOnce(
+      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
   }
 
   /// A channel the C side creates has the header the Swift side checks, and the reverse.

@@ -231,7 +231,8 @@ struct ChannelTests {
 
   @Test func removalWakesAWaiterInThisProcess() async throws {
     let channel = try MessageChannel.create(key: .private, capacity: 2, maxMessageSize: 8)
-    let waiter = Task.detached { () throws -> Void in _ = try channel.receive(block: true) }
+    // The blocking receive runs on a thread of its own, not on one of the few pool threads.
+    let waiter = Task { try await onThread { _ = try channel.receive(block: true) } }
     try await waitUntil("the receiver sleeps") {
       try SemaphoreSet(id: channel.semaphoreSetID).waitingForNonzero(at: 0) == 1
     }
@@ -293,7 +294,8 @@ struct ChannelUntrustedTests {
       let stride = 128  // 24 + 64 rounded up to 64
       try channel.send([1, 2, 3])
       // A length beyond maxMessageSize in the committed slot 0.
-      try memory.write(withUnsafeBytes(of: UInt32(1_000_000).littleEndian, Array.init), offset: 256 + 16)
+      try memory.write(
+        withUnsafeBytes(of: UInt32(1_000_000).littleEndian, Array.init), offset: 256 + 16)
       let long = expectIPCError(.internal) { try channel.receive(block: false) }
       #expect(long?.message.contains("length 1000000") == true)
       // The bad message was dropped: the channel works again.
