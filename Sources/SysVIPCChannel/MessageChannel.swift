@@ -414,7 +414,8 @@ public final class MessageChannel: @unchecked Sendable {
         throw fault.error("MessageChannel.send")
       case .full: break
       }
-      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: deadline, "send")
+      let slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
+      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice, "send")
       if !woken {
         ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
@@ -547,7 +548,7 @@ public final class MessageChannel: @unchecked Sendable {
     }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
-      var slice = deadline
+      var slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
       switch ring.poll(head: &consumer.pointee.head) {
       case .message(let count, let type):
         ChannelRing.withdraw(ring.consumerSleepers)
@@ -592,6 +593,10 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// How often a sleeping receiver looks at the writers' liveness when that matters.
   static let livenessSlice: Int64 = 50_000_000
+
+  /// The longest sleep before a sleeper looks at the ring again by itself: a waker that dies
+  /// between taking the sleepers word and posting would otherwise leave it asleep for good.
+  static let wakerSlice: Int64 = 100_000_000
 
   /// Sleeps on semaphore `index` until posted (true) or `deadline` (false).
   private func sleep(on index: UInt16, deadline: Int64?, _ what: String) throws(IPCError) -> Bool {

@@ -4,6 +4,7 @@
 //   create CAPACITY MAXSIZE          creates a private channel; prints id= (the test removes it)
 //   produce ID PRODUCER COUNT MAXSIZE [SEED]   sends the test messages (type PRODUCER + 1)
 //   consume ID COUNT                 receives COUNT messages and checks them
+//   remove ID                        removes the channel (segment and semaphore set)
 // Messages: bytes 0..<4 producer, 4..<8 sequence (little-endian), byte k >= 8 is
 // (producer * 31 + sequence * 7 + k) mod 256; sizes and the FNV-1a checksum as the Swift
 // helper's ChannelMessage.
@@ -44,6 +45,11 @@ int main(int argc, char **argv) {
     rc = svc_create(&c, IPC_PRIVATE, (uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), 0600);
     if (rc) return fail(rc);
     printf("id=%d\nsemid=%d\n", c.shmid, c.semid);
+  } else if (strcmp(argv[1], "remove") == 0 && argc == 3) {
+    if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
+    printf("semid=%d\n", c.semid);
+    svc_remove(&c);
+    svc_close(&c);
   } else if (strcmp(argv[1], "produce") == 0 && argc >= 6) {
     if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
     uint32_t producer = (uint32_t)atoi(argv[3]), count = (uint32_t)atoi(argv[4]);

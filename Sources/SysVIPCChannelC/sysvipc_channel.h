@@ -59,8 +59,9 @@
  *   (lap,pid) -> (lap+1,free)).
  * SLEEPING (either side), after a bounded spin: atomically add 1 to the sleepers word (a full
  *   fence), look at the ring again (if ready: subtract 1 unless already 0, go on), else semop -1
- *   on the semaphore (with a timeout); after a timeout subtract 1 unless already 0. A post for a
- *   sleeper that did not sleep stays behind: one spurious wake-up later, never a lost one.
+ *   on the semaphore (with a timeout of at most 100 ms, in case a waker died between taking the
+ *   word and posting); after a timeout subtract 1 unless already 0. A post for a sleeper that
+ *   did not sleep stays behind: one spurious wake-up later, never a lost one.
  * UNTRUSTED: every value read from the segment is checked before use; garbage gives EPROTO.
  *
  * Return values: 0, or an errno value: EAGAIN (would wait / timed out), E2BIG (too large),
@@ -99,6 +100,9 @@
 #define SVC_SPIN_INITIAL 20000
 #define SVC_SPIN_MIN 1000
 #define SVC_SPIN_MAX 200000
+/* The longest sleep before looking at the ring again: a waker that dies between taking the
+ * sleepers word and posting would otherwise leave a sleeper asleep for good. */
+#define SVC_WAKER_SLICE 100000000
 
 typedef struct {
   uint8_t *base;
@@ -345,10 +349,12 @@ static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t t
         svc__withdraw(c, 132);
         break;
       }
-      int e = svc__semop(c->semid, SVC_SEM_SPACE, -1, 0, deadline);
+      int64_t slice = svc__now() + SVC_WAKER_SLICE;
+      if (deadline >= 0 && deadline < slice) slice = deadline;
+      int e = svc__semop(c->semid, SVC_SEM_SPACE, -1, 0, slice);
       if (e == EAGAIN) {
         svc__withdraw(c, 132);
-        if (svc__now() >= deadline) return EAGAIN;
+        if (deadline >= 0 && svc__now() >= deadline) return EAGAIN;
       } else if (e) {
         return e;
       }
@@ -462,7 +468,8 @@ static inline int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32
       svc__withdraw(c, 128);
       break;
     }
-    int64_t until = deadline;
+    int64_t until = svc__now() + SVC_WAKER_SLICE;
+    if (deadline >= 0 && deadline < until) until = deadline;
     if (writer) {
       if (kill((pid_t)writer, 0) != 0 && errno == ESRCH) {
         /* Its writer died before committing: skip the slot. */
@@ -477,7 +484,7 @@ static inline int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32
         continue;
       }
       int64_t slice = svc__now() + 50000000;
-      if (until < 0 || slice < until) until = slice;
+      if (slice < until) until = slice;
     }
     int e = svc__semop(c->semid, SVC_SEM_DATA, -1, 0, until);
     if (e == EAGAIN) {

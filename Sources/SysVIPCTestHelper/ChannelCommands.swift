@@ -14,7 +14,8 @@ import SysVIPCChannel
 ///     sends COUNT messages of ``ChannelMessage`` (type PRODUCER + 1); prints ready=yes first,
 ///     then sent=COUNT and checksum=. `--hold-at N`: message N is reserved and never committed
 ///     (the helper prints holding=yes inside the fill and waits for its kill). `--gate`: waits
-///     until semaphore SEM is zero before sending.
+///     until semaphore SEM is zero before sending; `--linger SEM`: stays (a live producer) after
+///     sending until semaphore SEM is zero.
 /// chan-consume ID COUNT [--ends] [--into]
 ///     receives COUNT messages (or, with --ends, until every producer has gone), checks each one
 ///     and the order per producer; prints received=, checksum=, corrupt=, disorder= and
@@ -25,11 +26,21 @@ import SysVIPCChannel
 /// chan-wait-receive ID      prints waiting=yes, then receives, blocking.
 /// chan-wait-send ID         fills the channel, prints waiting=yes, then sends, blocking.
 func channelCommand(_ command: String, _ args: inout Arguments) throws {
+  if command == "chan-produce" || command == "chan-consume" {
+    // Load workers: nice 10, as the reliability load's, so that they disturb the timing of
+    // tests running beside them as little as possible.
+    #if canImport(Glibc)
+      setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+    #else
+      setpriority(PRIO_PROCESS, 0, 10)
+    #endif
+  }
   switch command {
   case "chan-produce":
     let seed = UInt32(args.option("seed") ?? "1") ?? 1
     let holdAt = args.option("hold-at").flatMap(Int.init)
     let gate = try args.option("gate").flatMap(Int32.init).map { try Semaphore(id: $0) }
+    let linger = try args.option("linger").flatMap(Int32.init).map { try Semaphore(id: $0) }
     let channel = try MessageChannel.open(id: args.int32("id"))
     let producer = UInt32(args.int32("producer"))
     let count = Int(args.int32("count"))
@@ -46,6 +57,7 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
     }
     report("sent", String(count))
     report("checksum", String(checksum))
+    try linger?.waitForZero()
   case "chan-consume":
     let ends = args.flag("ends")
     let into = args.flag("into")

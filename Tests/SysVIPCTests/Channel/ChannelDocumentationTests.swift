@@ -24,7 +24,8 @@ struct ChannelDocumentationTests {
     let readme = try String(
       contentsOf: DocumentationExamplesTests.root.appendingPathComponent("README.md"),
       encoding: .utf8)
-    let section = try #require(readme.components(separatedBy: "(`SysVIPCChannel`)").dropFirst().first)
+    let section = try #require(
+      readme.components(separatedBy: "(`SysVIPCChannel`)").dropFirst().first)
     let block = section.components(separatedBy: "```").dropFirst().first ?? ""
     let lines = block.split(separator: "\n").dropFirst().map {
       DocumentationExamplesTests.normalized($0)

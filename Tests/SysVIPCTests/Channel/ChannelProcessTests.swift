@@ -75,7 +75,7 @@ struct ChannelProcessTests {
   /// 4 producers × random sizes → one consumer: every message exactly once, in order per
   /// producer (count + checksum), with a roomy ring and with a ring of 2 that makes both sides
   /// wait on nearly every message. (Scripts/channel-load.sh runs the 100,000 each.)
-  @Test(arguments: [(64, 4000), (2, 1500)])
+  @Test(arguments: [(64, 2000), (2, 800)])
   func exactlyOnceInOrder(capacity: Int, perProducer: Int) async throws {
     let channel = try sharedChannel(capacity: capacity, maxMessageSize: 512)
     defer { try? channel.remove() }
@@ -132,11 +132,18 @@ struct ChannelProcessTests {
     let channel = try sharedChannel(capacity: 16, maxMessageSize: 300)
     defer { try? channel.remove() }
     let id = String(channel.id)
-    let perSurvivor = 3000
+    let perSurvivor = 1500
     let consumer = try HelperProcess(["chan-consume", id, "0", "--ends"])
+    // The survivors stay producers until the victims are done: otherwise a victim could be
+    // the only live producer, and its death would end the consumer.
+    let linger = try makeSemaphore(initialValue: 1)
+    defer { try? linger.remove() }
     let survivors = try (0..<2).map {
-      try HelperProcess(["chan-produce", id, String($0), String(perSurvivor), "300"])
+      try HelperProcess([
+        "chan-produce", id, String($0), String(perSurvivor), "300", "--linger", String(linger.id),
+      ])
     }
+    try await waitUntil("the survivors registered") { try channel.producersAlive == 2 }
     var generator = SystemRandomNumberGenerator()
     var kills = 0
     for victimIndex in 0..<12 {
@@ -150,6 +157,7 @@ struct ChannelProcessTests {
       if ended.status == 128 + SIGKILL { kills += 1 }
     }
     #expect(kills == 12)
+    try linger.setValue(0)
     var outcomes: [HelperProcess.Outcome] = []
     for survivor in survivors {
       outcomes.append(try await survivor.outcome(timeout: .seconds(120)))
@@ -236,28 +244,28 @@ struct ChannelProcessTests {
     let channel = try sharedChannel(capacity: 8, maxMessageSize: 700)
     defer { try? channel.remove() }
     let id = String(channel.id)
-    let consumer = try HelperProcess(["chan-consume", id, "4000"])
+    let consumer = try HelperProcess(["chan-consume", id, "2000"])
     let producers = try (0..<2).map {
-      try ChannelCPeer(["produce", id, String($0), "2000", "700", "3"])
+      try ChannelCPeer(["produce", id, String($0), "1000", "700", "3"])
     }
     var outcomes: [HelperProcess.Outcome] = []
     for producer in producers { outcomes.append(try await producer.outcome()) }
     expectExactlyOnce(
-      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
+      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 1000)
   }
 
   @Test func swiftProducersCConsumer() async throws {
     let channel = try sharedChannel(capacity: 8, maxMessageSize: 700)
     defer { try? channel.remove() }
     let id = String(channel.id)
-    let consumer = try ChannelCPeer(["consume", id, "4000"])
+    let consumer = try ChannelCPeer(["consume", id, "2000"])
     let producers = try (0..<2).map {
-      try HelperProcess(["chan-produce", id, String($0), "2000", "700", "--seed", "3"])
+      try HelperProcess(["chan-produce", id, String($0), "1000", "700", "--seed", "3"])
     }
     var outcomes: [HelperProcess.Outcome] = []
     for producer in producers { outcomes.append(try await producer.outcome()) }
     expectExactlyOnce(
-      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 2000)
+      producers: outcomes, consumer: try await consumer.outcome(), perProducer: 1000)
   }
 
   /// A channel the C side creates has the header the Swift side checks, and the reverse.
