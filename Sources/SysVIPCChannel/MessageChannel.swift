@@ -17,16 +17,16 @@ import SystemPackage
 /// holding a header and a ring of ``capacity`` slots, and a set of four semaphores that sleeping
 /// sides wait on and that count the live producers and consumers (with `SEM_UNDO`, so the kernel
 /// counts a process out when it dies). `sysvipc list` shows both; ``remove()`` removes both.
-/// See <doc:ChoosingAChannel> for when to use one instead of a ``SysVIPC/MessageQueue``, and
+/// See <doc:ChoosingAChannel> for when to use one instead of a `MessageQueue`, and
 /// <doc:ChannelLayout> for the layout that other programs (the C header
 /// `sysvipc_channel.h`) speak.
 ///
 /// Any number of processes and threads may send. One handle at a time receives: the first
 /// receive registers the handle as the channel's consumer; a receive on another handle, in this
-/// process or another, throws ``SysVIPC/IPCError/Kind/busy`` while that consumer lives. Handles
+/// process or another, throws `IPCError.Kind.busy` while that consumer lives. Handles
 /// must not be used across `fork()`.
 public final class MessageChannel: @unchecked Sendable {
-  /// The key both objects have (``SysVIPC/IPCKey/private`` for a private channel).
+  /// The key both objects have (`IPCKey.private` for a private channel).
   public let key: IPCKey
   /// The shared memory segment's id: what ``open(id:timeout:)`` takes.
   public var id: Int32 { memory.id }
@@ -39,7 +39,7 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// When true, a blocking receive on an empty channel whose producers have all gone (at least
   /// one producer sent, and every one that did has exited or closed its handle) throws
-  /// ``SysVIPC/IPCError/isProducersGone`` instead of waiting; ``messages()`` ends then. Set it
+  /// `IPCError.isProducersGone` instead of waiting; ``messages()`` ends then. Set it
   /// before receiving. Default false: a receive waits for producers that may yet come.
   public var endsWhenProducersGone: Bool {
     get { endsFlag.load(ordering: .relaxed) }
@@ -52,7 +52,7 @@ public final class MessageChannel: @unchecked Sendable {
   /// This process's id, the writer code of its claims (cached: getpid is a system call).
   let pid: UInt32
   /// Spinning is useless on a machine with one CPU. (Where the other side runs on this one CPU,
-  /// as with both pinned to it, the adaptive spin shrinks to its minimum by itself.)
+  /// as with both pinned to it, the adaptive spin turns itself off.)
   let spins: Bool
 
   private let endsFlag = Atomic<Bool>(false)
@@ -94,14 +94,14 @@ public final class MessageChannel: @unchecked Sendable {
   /// its semaphore set, both exclusively (`IPC_CREAT | IPC_EXCL`) with `mode`.
   ///
   /// - Parameters:
-  ///   - key: the key of both objects; `nil` picks a random unused key; ``SysVIPC/IPCKey/private``
+  ///   - key: the key of both objects; `nil` picks a random unused key; `IPCKey.private`
   ///     makes a channel that only ``open(id:timeout:)`` finds.
   ///   - capacity: slots in the ring, 1...2^24 (a full ring makes senders wait).
   ///   - maxMessageSize: the largest message, 1...2^30 bytes; it may exceed `msgmax`. Each slot
   ///     takes `maxMessageSize` + 24 bytes rounded up to 64.
   ///   - mode: the permissions of both objects.
-  /// - Throws: ``SysVIPC/IPCError/Kind/existential`` when a segment or semaphore set exists at
-  ///   `key`, ``SysVIPC/IPCError/Kind/invalidArgument`` for an impossible geometry, and the
+  /// - Throws: `IPCError.Kind.existential` when a segment or semaphore set exists at
+  ///   `key`, `IPCError.Kind.invalidArgument` for an impossible geometry, and the
   ///   errors of `shmget`/`semget`. Nothing is left behind when it throws.
   public static func create(
     key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600
@@ -126,11 +126,11 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// Opens the channel at `key`, or creates it, race-free: of processes calling this at once,
   /// exactly one creates and initialises the channel (the kernel decides, with
-  /// ``SysVIPC/SharedMemory/openOrCreateReportingCreation(key:size:mode:)``), and every caller
+  /// `SharedMemory.openOrCreateReportingCreation(key:size:mode:)`), and every caller
   /// returns a channel whose header is complete.
   ///
-  /// - Throws: ``SysVIPC/IPCError/Kind/invalidArgument`` when a channel of another geometry (or
-  ///   something else) exists at `key`; ``SysVIPC/IPCError/Kind/busy`` when its creator did not
+  /// - Throws: `IPCError.Kind.invalidArgument` when a channel of another geometry (or
+  ///   something else) exists at `key`; `IPCError.Kind.busy` when its creator did not
   ///   finish within `timeout` (it may have died: remove the objects).
   public static func openOrCreate(
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
@@ -172,9 +172,9 @@ public final class MessageChannel: @unchecked Sendable {
   /// Opens the existing channel at `key`, waiting up to `timeout` for its creator to finish the
   /// header.
   ///
-  /// - Throws: ``SysVIPC/IPCError/Kind/existential`` when there is no segment at `key`,
-  ///   ``SysVIPC/IPCError/Kind/invalidArgument`` naming what was found when the segment is not
-  ///   a channel of this layout version, ``SysVIPC/IPCError/Kind/permissions`` without access.
+  /// - Throws: `IPCError.Kind.existential` when there is no segment at `key`,
+  ///   `IPCError.Kind.invalidArgument` naming what was found when the segment is not
+  ///   a channel of this layout version, `IPCError.Kind.permissions` without access.
   public static func open(key: IPCKey, timeout: Duration = .seconds(10)) throws(IPCError)
     -> MessageChannel
   {
@@ -193,7 +193,7 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// Removes both objects (`IPC_RMID`). Every waiting sender and receiver, in any process, wakes
-  /// with ``SysVIPC/IPCError/Kind/existential``; handles stay attached to the segment until they
+  /// with `IPCError.Kind.existential`; handles stay attached to the segment until they
   /// go, but any operation that has to wait fails from now on.
   public func remove() throws(IPCError) {
     var failure: IPCError?
@@ -275,14 +275,15 @@ public final class MessageChannel: @unchecked Sendable {
   /// Sends the bytes of `message` with `type`, with one copy into the ring and no allocation.
   ///
   /// - Parameters:
-  ///   - type: the message's type, > 0 (as for ``SysVIPC/MessageQueue``).
+  ///   - message: the bytes, at most ``maxMessageSize``.
+  ///   - type: the message's type, > 0 (as for `MessageQueue`).
   ///   - block: wait while the ring is full (spinning briefly, then sleeping on the semaphore
-  ///     set); false throws ``SysVIPC/IPCError/Kind/busy`` instead.
+  ///     set); false throws `IPCError.Kind.busy` instead.
   ///   - timeout: the longest wait when `block` is true; `nil` waits as long as it takes.
-  /// - Throws: ``SysVIPC/IPCError/Kind/outOfRange`` for a message above ``maxMessageSize``,
-  ///   ``SysVIPC/IPCError/Kind/invalidArgument`` for a type ≤ 0,
-  ///   ``SysVIPC/IPCError/Kind/busy`` when full and not waiting or timed out,
-  ///   ``SysVIPC/IPCError/Kind/existential`` when the channel was removed while waiting.
+  /// - Throws: `IPCError.Kind.outOfRange` for a message above ``maxMessageSize``,
+  ///   `IPCError.Kind.invalidArgument` for a type ≤ 0,
+  ///   `IPCError.Kind.busy` when full and not waiting or timed out,
+  ///   `IPCError.Kind.existential` when the channel was removed while waiting.
   @inlinable
   public func send(
     _ message: UnsafeRawBufferPointer, type: Int = 1, block: Bool = true,
@@ -317,15 +318,21 @@ public final class MessageChannel: @unchecked Sendable {
     try send(string.utf8, type: type, block: block, timeout: timeout)
   }
 
-  /// Writes a message in place: reserves a slot (waiting as ``send(_:type:block:timeout:)-(UnsafeRawBufferPointer,_,_,_)``
-  /// does), lets `fill` write up to `count` bytes straight into shared memory, and commits the
-  /// number of bytes `fill` returns. No copy, no allocation.
+  /// Writes a message in place: reserves a slot (waiting as `send` does), lets `fill` write up
+  /// to `count` bytes straight into shared memory, and commits the number of bytes `fill`
+  /// returns. No copy, no allocation.
   ///
   /// The consumer never sees the slot before the commit. When `fill` throws, or returns more
   /// than `count`, the slot is abandoned (the consumer skips it) and the error propagates; when
   /// this process dies inside `fill`, the consumer skips the slot too.
   ///
-  /// - Parameter count: the most bytes `fill` may write, ≤ ``maxMessageSize``.
+  /// - Parameters:
+  ///   - count: the most bytes `fill` may write, ≤ ``maxMessageSize``.
+  ///   - type: the message's type, > 0.
+  ///   - block: wait while the ring is full; false throws `IPCError.Kind.busy` instead.
+  ///   - timeout: the longest wait when `block` is true; `nil` waits as long as it takes.
+  ///   - fill: writes the message into the slot's bytes and returns how many it wrote.
+  /// - Throws: as `send`, and what `fill` throws.
   @inlinable
   public func reserve(
     count: Int, type: Int = 1, block: Bool = true, timeout: Duration? = nil,
@@ -385,23 +392,26 @@ public final class MessageChannel: @unchecked Sendable {
 
   private func waitForSpace(timeout: Duration?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    let budget = spins ? producerSpin.load(ordering: .relaxed) : 0
-    if budget > 0 {
-      let end = csvc_now_ns() &+ budget
-      var round = 0
-      while true {
-        csvc_pause()
-        switch ring.claim(writer: pid) {
-        case .claimed(let position):
-          producerSpin.store(Spin.grown(budget), ordering: .relaxed)
-          return position
-        case .fault(let fault): throw fault.error("MessageChannel.send")
-        case .full: break
+    if spins {
+      let state = producerSpin.load(ordering: .relaxed)
+      let budget = Spin.budget(state)
+      if budget > 0 {
+        let end = csvc_now_ns() &+ budget
+        var round = 0
+        while true {
+          csvc_pause()
+          switch ring.claim(writer: pid) {
+          case .claimed(let position):
+            producerSpin.store(Spin.next(state, found: true), ordering: .relaxed)
+            return position
+          case .fault(let fault): throw fault.error("MessageChannel.send")
+          case .full: break
+          }
+          round &+= 1
+          if round & 31 == 0, csvc_now_ns() >= end { break }
         }
-        round &+= 1
-        if round & 31 == 0, csvc_now_ns() >= end { break }
       }
-      producerSpin.store(Spin.shrunk(budget), ordering: .relaxed)
+      producerSpin.store(Spin.next(state, found: false), ordering: .relaxed)
     }
     while true {
       ChannelRing.announce(ring.producerSleepers)
@@ -444,11 +454,11 @@ public final class MessageChannel: @unchecked Sendable {
   /// Receives the next message into `buffer` without allocating; the message leaves the ring.
   ///
   /// - Returns: the message's size and type.
-  /// - Throws: ``SysVIPC/IPCError/Kind/outOfRange`` when the message is larger than `buffer`
-  ///   (it stays in the channel), ``SysVIPC/IPCError/Kind/busy`` when there is none and
+  /// - Throws: `IPCError.Kind.outOfRange` when the message is larger than `buffer`
+  ///   (it stays in the channel), `IPCError.Kind.busy` when there is none and
   ///   `block` is false or `timeout` passed, or another handle is the consumer,
-  ///   ``SysVIPC/IPCError/Kind/existential`` when the channel is removed while waiting,
-  ///   ``SysVIPC/IPCError/Kind/internal`` when the segment holds garbage.
+  ///   `IPCError.Kind.existential` when the channel is removed while waiting,
+  ///   `IPCError.Kind.internal` when the segment holds garbage.
   public func receive(
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, timeout: Duration? = nil
   ) throws(IPCError) -> (count: Int, type: Int) {
@@ -532,19 +542,22 @@ public final class MessageChannel: @unchecked Sendable {
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     if spins {
-      let budget = consumer.pointee.spin
-      let end = csvc_now_ns() &+ budget
-      var round = 0
-      while true {
-        csvc_pause()
-        if case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) {
-          consumer.pointee.spin = Spin.grown(budget)
-          return (count, type)
+      let state = consumer.pointee.spin
+      let budget = Spin.budget(state)
+      if budget > 0 {
+        let end = csvc_now_ns() &+ budget
+        var round = 0
+        while true {
+          csvc_pause()
+          if case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) {
+            consumer.pointee.spin = Spin.next(state, found: true)
+            return (count, type)
+          }
+          round &+= 1
+          if round & 31 == 0, csvc_now_ns() >= end { break }
         }
-        round &+= 1
-        if round & 31 == 0, csvc_now_ns() >= end { break }
       }
-      consumer.pointee.spin = Spin.shrunk(budget)
+      consumer.pointee.spin = Spin.next(state, found: false)
     }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
@@ -649,17 +662,27 @@ struct ConsumerState {
   var spin: Int64 = Spin.initial
 }
 
-/// The adaptive spin, in nanoseconds of spinning before sleeping: it grows after a spin that
-/// found what it waited for and shrinks after one that did not (sleeping was needed anyway), so
-/// a side whose partner answers within microseconds keeps spinning, and one whose partner is
-/// slow soon sleeps at once. Time, not a count of `pause`s, whose length varies tenfold across
-/// CPUs.
+/// The adaptive spin before sleeping. The state is the spin budget in nanoseconds when
+/// positive: it doubles after a spin that found what it waited for and halves after one that did
+/// not (sleeping was needed anyway). Below a microsecond, spinning stops: the state counts
+/// `-offWaits` up to 0, waits with no spin (the other side runs on this CPU, or answers slowly),
+/// and at 0 one wait probes with the initial budget. Time, not a count of `pause`s, whose length
+/// varies tenfold across CPUs. (sysvipc_channel.h does the same.)
 enum Spin {
   static let initial: Int64 = 20_000
   static let minimum: Int64 = 1_000
   static let maximum: Int64 = 200_000
-  static func grown(_ budget: Int64) -> Int64 { min(budget * 2, maximum) }
-  static func shrunk(_ budget: Int64) -> Int64 { max(budget / 2, minimum) }
+  static let offWaits: Int64 = 64
+
+  /// How long to spin in `state` (0: not at all).
+  static func budget(_ state: Int64) -> Int64 { state > 0 ? state : state == 0 ? initial : 0 }
+
+  /// The state after a wait in `state` whose spin found what it waited for, or did not.
+  static func next(_ state: Int64, found: Bool) -> Int64 {
+    if found { return min(max(state, initial / 2) * 2, maximum) }
+    if state < 0 { return state + 1 }
+    return state / 2 < minimum ? -offWaits : state / 2
+  }
 }
 
 extension ChannelFault {
@@ -674,7 +697,7 @@ extension ChannelFault {
 
 extension IPCError {
   /// Whether this error says that every producer of a channel has gone
-  /// (``MessageChannel/endsWhenProducersGone``): kind ``SysVIPC/IPCError/Kind/system`` with
+  /// (``MessageChannel/endsWhenProducersGone``): kind `IPCError.Kind.system` with
   /// `errno` `EPIPE`.
   public var isProducersGone: Bool { kind == .system && errno == .brokenPipe }
 }

@@ -13,7 +13,7 @@ import SysVIPC
 // never blocks one of Swift concurrency's threads and notices cancellation between slices.
 extension MessageChannel {
   /// ``receive(block:timeout:)`` for async code. Cancellation ends the wait with
-  /// ``SysVIPC/IPCError/isCancellation`` and consumes nothing.
+  /// `IPCError.isCancellation` and consumes nothing.
   public func receive(timeout: Duration? = nil) async throws(IPCError) -> (
     message: [UInt8], type: Int
   ) {
@@ -23,7 +23,7 @@ extension MessageChannel {
   }
 
   /// ``send(_:type:block:timeout:)-(Sequence<UInt8>,_,_,_)`` for async code. Cancellation ends
-  /// the wait with ``SysVIPC/IPCError/isCancellation`` and sends nothing.
+  /// the wait with `IPCError.isCancellation` and sends nothing.
   public func send(_ message: [UInt8], type: Int = 1, timeout: Duration? = nil)
     async throws(IPCError)
   {
@@ -35,7 +35,7 @@ extension MessageChannel {
   /// The channel's messages as an `AsyncSequence`, received one by one with
   /// ``receive(timeout:)``. It ends when every producer has gone if
   /// ``endsWhenProducersGone`` is set, when the channel is removed, or when its task is
-  /// cancelled, as ``SysVIPC/MessageQueue/messages(type:options:)`` does.
+  /// cancelled, as `MessageQueue.messages(type:options:)` does.
   public func messages() -> Messages { Messages(channel: self) }
 
   /// The messages of a channel: see ``MessageChannel/messages()``.

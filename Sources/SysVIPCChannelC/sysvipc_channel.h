@@ -96,10 +96,14 @@
 #define SVC_SEM_SPACE 1
 #define SVC_SEM_PRODUCERS 2
 #define SVC_SEM_CONSUMER 3
-/* The adaptive spin before sleeping, in nanoseconds (as the Swift side). */
+/* The adaptive spin before sleeping (as the Swift side's Spin): a state > 0 is the budget in
+ * nanoseconds, doubled after a spin that found what it waited for, halved after one that did not;
+ * below SVC_SPIN_MIN spinning stops for SVC_SPIN_OFF_WAITS waits (the state counts up from
+ * -SVC_SPIN_OFF_WAITS), then state 0 probes once with SVC_SPIN_INITIAL. */
 #define SVC_SPIN_INITIAL 20000
 #define SVC_SPIN_MIN 1000
 #define SVC_SPIN_MAX 200000
+#define SVC_SPIN_OFF_WAITS 64
 /* The longest sleep before looking at the ring again: a waker that dies between taking the
  * sleepers word and posting would otherwise leave a sleeper asleep for good. */
 #define SVC_WAKER_SLICE 100000000
@@ -114,6 +118,18 @@ typedef struct {
   int64_t spin_producer, spin_consumer;
   int spins;
 } svc_channel;
+
+static inline int64_t svc__spin_budget(int64_t state) {
+  return state > 0 ? state : state == 0 ? SVC_SPIN_INITIAL : 0;
+}
+static inline int64_t svc__spin_next(int64_t state, int found) {
+  if (found) {
+    int64_t b = (state > SVC_SPIN_INITIAL / 2 ? state : SVC_SPIN_INITIAL / 2) * 2;
+    return b > SVC_SPIN_MAX ? SVC_SPIN_MAX : b;
+  }
+  if (state < 0) return state + 1;
+  return state / 2 < SVC_SPIN_MIN ? -SVC_SPIN_OFF_WAITS : state / 2;
+}
 
 static inline uint64_t *svc__u64(const svc_channel *c, size_t off) { return (uint64_t *)(c->base + off); }
 static inline uint32_t *svc__u32(const svc_channel *c, size_t off) { return (uint32_t *)(c->base + off); }
@@ -333,14 +349,13 @@ static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t t
   if (rc == EAGAIN && block) {
     int64_t deadline = timeout_ns >= 0 ? svc__now() + timeout_ns : -1;
     if (c->spins) {
-      int64_t budget = c->spin_producer, end = svc__now() + budget;
-      for (unsigned i = 1; rc == EAGAIN; i++) {
+      int64_t budget = svc__spin_budget(c->spin_producer), end = svc__now() + budget;
+      for (unsigned i = 1; budget > 0 && rc == EAGAIN; i++) {
         svc__pause();
         rc = svc__claim(c, pos);
         if ((i & 31) == 0 && svc__now() >= end) break;
       }
-      c->spin_producer = rc == 0 ? (budget * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : budget * 2)
-                                 : (budget / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : budget / 2);
+      c->spin_producer = svc__spin_next(c->spin_producer, rc == 0);
     }
     while (rc == EAGAIN) {
       __atomic_fetch_add(svc__u32(c, 132), 1, __ATOMIC_SEQ_CST);
@@ -452,14 +467,13 @@ static inline int svc_peek(svc_channel *c, int block, int64_t timeout_ns, uint32
   if (rc != EAGAIN || !block) return rc;
   int64_t deadline = timeout_ns >= 0 ? svc__now() + timeout_ns : -1;
   if (c->spins) {
-    int64_t budget = c->spin_consumer, end = svc__now() + budget;
-    for (unsigned i = 1; rc == EAGAIN; i++) {
+    int64_t budget = svc__spin_budget(c->spin_consumer), end = svc__now() + budget;
+    for (unsigned i = 1; budget > 0 && rc == EAGAIN; i++) {
       svc__pause();
       rc = svc__poll(c, len, type, &writer);
       if ((i & 31) == 0 && svc__now() >= end) break;
     }
-    c->spin_consumer = rc == 0 ? (budget * 2 > SVC_SPIN_MAX ? SVC_SPIN_MAX : budget * 2)
-                               : (budget / 2 < SVC_SPIN_MIN ? SVC_SPIN_MIN : budget / 2);
+    c->spin_consumer = svc__spin_next(c->spin_consumer, rc == 0);
   }
   while (rc == EAGAIN) {
     __atomic_fetch_add(svc__u32(c, 128), 1, __ATOMIC_SEQ_CST);
