@@ -666,16 +666,17 @@ struct ConsumerState {
 /// positive: it doubles after a spin that found what it waited for and halves after one that did
 /// not (sleeping was needed anyway). Below a microsecond, spinning stops: the state counts
 /// `-offWaits` up to 0, waits with no spin (the other side runs on this CPU, or answers slowly),
-/// and at 0 one wait probes with the initial budget. Time, not a count of `pause`s, whose length
+/// and at 0 one wait probes with a short spin; if that finds it, spinning resumes. Time, not a count of `pause`s, whose length
 /// varies tenfold across CPUs. (sysvipc_channel.h does the same.)
 enum Spin {
   static let initial: Int64 = 20_000
   static let minimum: Int64 = 1_000
   static let maximum: Int64 = 200_000
-  static let offWaits: Int64 = 64
+  static let offWaits: Int64 = 16
+  static let probe: Int64 = 4_000
 
   /// How long to spin in `state` (0: not at all).
-  static func budget(_ state: Int64) -> Int64 { state > 0 ? state : state == 0 ? initial : 0 }
+  static func budget(_ state: Int64) -> Int64 { state > 0 ? state : state == 0 ? probe : 0 }
 
   /// The state after a wait in `state` whose spin found what it waited for, or did not.
   static func next(_ state: Int64, found: Bool) -> Int64 {

@@ -99,11 +99,12 @@
 /* The adaptive spin before sleeping (as the Swift side's Spin): a state > 0 is the budget in
  * nanoseconds, doubled after a spin that found what it waited for, halved after one that did not;
  * below SVC_SPIN_MIN spinning stops for SVC_SPIN_OFF_WAITS waits (the state counts up from
- * -SVC_SPIN_OFF_WAITS), then state 0 probes once with SVC_SPIN_INITIAL. */
+ * -SVC_SPIN_OFF_WAITS), then state 0 probes once with SVC_SPIN_PROBE. */
 #define SVC_SPIN_INITIAL 20000
 #define SVC_SPIN_MIN 1000
 #define SVC_SPIN_MAX 200000
-#define SVC_SPIN_OFF_WAITS 64
+#define SVC_SPIN_OFF_WAITS 16
+#define SVC_SPIN_PROBE 4000
 /* The longest sleep before looking at the ring again: a waker that dies between taking the
  * sleepers word and posting would otherwise leave a sleeper asleep for good. */
 #define SVC_WAKER_SLICE 100000000
@@ -120,7 +121,7 @@ typedef struct {
 } svc_channel;
 
 static inline int64_t svc__spin_budget(int64_t state) {
-  return state > 0 ? state : state == 0 ? SVC_SPIN_INITIAL : 0;
+  return state > 0 ? state : state == 0 ? SVC_SPIN_PROBE : 0;
 }
 static inline int64_t svc__spin_next(int64_t state, int found) {
   if (found) {
