@@ -55,7 +55,8 @@ public struct Semaphore: IPCObject, Hashable {
   ///     semaphore keeps its value. If setting it fails, the new semaphore is removed again.
   /// - Throws: ``IPCError/Kind/existential`` (no such semaphore / already exists),
   ///   ``IPCError/Kind/permissions``, ``IPCError/Kind/invalidArgument`` for refused flags, modes
-  ///   or keys, ``IPCError/Kind/outOfRange`` for an `initialValue` outside 0...``maxValue``.
+  ///   or keys, or an existing set of more than one semaphore (open it as a ``SemaphoreSet``),
+  ///   ``IPCError/Kind/outOfRange`` for an `initialValue` outside 0...``maxValue``.
   public init(
     key: IPCKey?, flags: IPCFlags = [], mode: IPCPermissions = 0o600, initialValue: Int = 0
   ) throws(IPCError) {
@@ -65,6 +66,17 @@ public struct Semaphore: IPCObject, Hashable {
     }
     self.key = opened.key
     self.id = opened.id
+    if !opened.created {
+      // semget(key, 1) also opens a larger set: refuse it, as init(id:) does. Without read
+      // permission the count cannot be read (IPC_STAT); semop then meets the check itself.
+      let status: csysvipc_sem_status?
+      do {
+        status = try IPCObjectKind.semaphore.semaphoreStatus(id: opened.id)
+      } catch let error where error.kind == .permissions {
+        status = nil
+      }
+      if let status, status.nsems != 1 { throw Self.notASetOfOne(id: opened.id, status.nsems) }
+    }
     if opened.created && value != 0 {
       do {
         _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
@@ -84,11 +96,13 @@ public struct Semaphore: IPCObject, Hashable {
   ///   a set of more than one semaphore (open it as a ``SemaphoreSet``).
   public init(id: Int32) throws(IPCError) {
     let status = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
-    guard status.nsems == 1 else {
-      throw .invalid("semaphore \(id) is a set of \(status.nsems); open it as a SemaphoreSet")
-    }
+    guard status.nsems == 1 else { throw Self.notASetOfOne(id: id, status.nsems) }
     self.key = IPCKey(rawValue: status.perm.key)
     self.id = id
+  }
+
+  private static func notASetOfOne(id: Int32, _ count: UInt64) -> IPCError {
+    .invalid("semaphore \(id) is a set of \(count); open it as a SemaphoreSet")
   }
 
   // MARK: Operations

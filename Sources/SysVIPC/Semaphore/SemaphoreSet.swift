@@ -57,10 +57,42 @@ public struct SemaphoreSet: IPCObject, Hashable {
     if count == 0 && flags.contains(.create) {
       throw .invalid("semget: a new set needs a count of at least 1")
     }
-    let opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
-      semget($0, Int32(count), $1)
+    let opened: OpenedObject
+    do {
+      opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
+        semget($0, Int32(count), $1)
+      }
+    } catch {
+      throw Self.explainingCount(error, key: key, count: count)
     }
     try self.init(id: opened.id, key: opened.key, removeOnFailure: opened.created)
+  }
+
+  /// Rewrites `semget`'s bare `EINVAL` into what was wrong with the count: larger than the
+  /// existing set's, or above the system's largest set (`semmsl`).
+  private static func explainingCount(_ error: IPCError, key: IPCKey?, count: Int) -> IPCError {
+    guard error.kind == .invalidArgument, error.errno == .invalidArgument else { return error }
+    let subject = key.map { "semget on semaphore with key \($0)" } ?? "semget"
+    if let key, key != .private {
+      let existing = semget(key.rawValue, 0, 0)
+      if existing >= 0, let status = try? IPCObjectKind.semaphore.semaphoreStatus(id: existing) {
+        return IPCError(
+          .invalidArgument,
+          "\(subject): count \(count) is larger than the existing set's \(status.nsems) "
+            + "semaphores; open it with count 0 (any size) or at most \(status.nsems)",
+          errno: error.errno)
+      }
+    }
+    var limits = csysvipc_limits()
+    if csysvipc_limits_read(&limits) == 0, limits.semmsl >= 0, Int64(count) > limits.semmsl {
+      return IPCError(
+        .invalidArgument,
+        "\(subject): count \(count) is above the system's largest set (semmsl, "
+          + "\(limits.semmsl) semaphores)", errno: error.errno)
+    }
+    return IPCError(
+      .invalidArgument, "\(subject): count \(count) is refused (invalid argument)",
+      errno: error.errno)
   }
 
   /// Opens an existing set by id; ``key`` and ``count`` are read from the kernel
