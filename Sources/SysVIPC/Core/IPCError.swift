@@ -166,3 +166,28 @@ extension IPCError {
     return IPCError(kind, "\(subject ?? op.subject): \(reason)", errno: errno)
   }
 }
+
+// MARK: Errors made without a system call
+
+extension IPCError {
+  /// Shared memory accessed, or detached, while not attached.
+  static func notAttached(_ call: StaticString, id: Int32) -> IPCError {
+    IPCError(.notAttached, "\(call) on shared memory \(id): not attached (call attach() first)")
+  }
+
+  /// attach / detach refused while accesses to the mapping run.
+  static func busy(_ call: StaticString, id: Int32, _ accesses: Int) -> IPCError {
+    IPCError(
+      .busy,
+      "\(call) on shared memory \(id): \(accesses) access(es) still running "
+        + "(withUnsafeBytes and the like); the mapping stays until they return")
+  }
+
+  /// A write, or a mutable view, on a read-only attachment.
+  static func readOnly(_ call: StaticString, id: Int32) -> IPCError {
+    IPCError(
+      .permissions,
+      "\(call) on shared memory \(id): attached read-only (AttachFlags.readOnly, or opened "
+        + "with a mode without 0o200)")
+  }
+}
