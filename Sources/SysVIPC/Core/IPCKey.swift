@@ -60,10 +60,14 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
   ///   - projectID: 1...255; `ftok` uses only its low 8 bits, so larger values are refused
   ///     rather than silently truncated.
   /// - Throws: ``IPCError/Kind/existential`` when `path` does not exist,
-  ///   ``IPCError/Kind/invalidArgument`` for a `projectID` outside 1...255.
+  ///   ``IPCError/Kind/invalidArgument`` for a `projectID` outside 1...255 or a `path` with a
+  ///   NUL byte (C would read only the part before it: another file's key).
   public init(path: String, projectID: Int32) throws(IPCError) {
     guard (1...255).contains(projectID) else {
       throw .invalid("ftok: projectID \(projectID) is outside 1...255")
+    }
+    guard !path.utf8.contains(0) else {
+      throw .invalid("ftok: the path contains a NUL byte; C would use only the part before it")
     }
     let key = ftok(path, projectID)
     if key == -1 {
