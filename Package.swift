@@ -24,7 +24,9 @@ let package = Package(
       dependencies: [
         "CSysVIPC",
         .product(name: "SystemPackage", package: "swift-system"),
-      ]
+      ],
+      // Fault injection for the tests (Core/FaultInjection.swift), as swift-system does it.
+      swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
     ),
     // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
     // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).

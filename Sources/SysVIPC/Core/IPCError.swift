@@ -138,8 +138,7 @@ extension IPCError {
     switch errno.rawValue {
     case EEXIST: (kind, reason) = (.existential, "already exists")
     case ENOENT, ENOTDIR: (kind, reason) = (.existential, "does not exist")
-    case EIDRM:
-      (kind, reason) = (.existential, "removed while waiting")
+    case EIDRM: (kind, reason) = (.existential, "removed while waiting")
     case EACCES: (kind, reason) = (.permissions, "permission denied")
     case EPERM: (kind, reason) = (.permissions, "operation not permitted")
     case EAGAIN: (kind, reason) = (.busy, "would block")
@@ -190,4 +189,24 @@ extension IPCError {
       "\(call) on shared memory \(id): attached read-only (AttachFlags.readOnly, or opened "
         + "with a mode without 0o200)")
   }
+
+  /// E2BIG from msgrcv, explained: the kernel left the message queued.
+  static func tooLong(id: Int32, what: String) -> IPCError {
+    let error = IPCError.system(.argListTooLong, IPCOperation("msgrcv", .messageQueue, id: id))
+    return IPCError(
+      error.kind,
+      "msgrcv on message queue \(id): the message is longer than \(what); it stays queued "
+        + "(receive it into a larger buffer, or pass .truncate to cut it)",
+      errno: error.errno)
+  }
+
+  /// The error of an async wait whose task was cancelled: kind ``Kind/busy`` (the wait did not
+  /// complete and changed nothing) with `errno` `ECANCELED`; see ``isCancellation``.
+  static func cancelled(_ what: String) -> IPCError {
+    IPCError(.busy, "\(what): cancelled", errno: .canceled)
+  }
+
+  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
+  /// than a failure of the operation.
+  public var isCancellation: Bool { kind == .busy && errno == .canceled }
 }

@@ -69,7 +69,7 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
     guard !path.utf8.contains(0) else {
       throw .invalid("ftok: the path contains a NUL byte; C would use only the part before it")
     }
-    let key = ftok(path, projectID)
+    let key = system_ftok(path, projectID)
     if key == -1 {
       throw IPCError.system(currentErrno, IPCOperation("ftok"), subject: "ftok on \(path)")
     }
@@ -103,10 +103,18 @@ public struct IPCFlags: OptionSet, Hashable, Sendable {
   public static let exclusive = IPCFlags(rawValue: IPC_EXCL)
   /// `IPC_CREX` in Python: `IPC_CREAT | IPC_EXCL`, create a new object or fail.
   public static let createExclusive: IPCFlags = [.create, .exclusive]
-  /// `SHM_HUGETLB` (Linux, shared memory only): back the segment with huge pages.
-  public static let hugePages = IPCFlags(rawValue: csysvipc_shm_hugetlb())
-  /// `SHM_NORESERVE` (Linux, shared memory only): do not reserve swap space for the segment.
-  public static let noReserve = IPCFlags(rawValue: csysvipc_shm_noreserve())
+  #if os(Linux)
+    /// `SHM_HUGETLB` (Linux, shared memory only): back the segment with huge pages.
+    public static let hugePages = IPCFlags(rawValue: SHM_HUGETLB)
+    /// `SHM_NORESERVE` (Linux, shared memory only): do not reserve swap space for the segment.
+    public static let noReserve = IPCFlags(rawValue: SHM_NORESERVE)
+
+    /// The flags only shared memory accepts.
+    static let sharedMemoryOnly: IPCFlags = [.hugePages, .noReserve]
+  #else
+    // No such flags elsewhere: rather than flags that would silently do nothing.
+    static let sharedMemoryOnly: IPCFlags = []
+  #endif
 }
 
 /// The nine permission bits of an object (`ipc_perm.mode`), such as `0o600`.

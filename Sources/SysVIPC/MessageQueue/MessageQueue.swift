@@ -93,7 +93,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ) throws(IPCError) {
     try Self.checkMaxMessageSize(maxMessageSize)
     let opened = try IPCObjectKind.messageQueue.open(key: key, flags: flags, mode: mode) {
-      msgget($0, $1)
+      system_msgget($0, $1)
     }
     self.knownKey = opened.key
     self.id = opened.id
@@ -115,7 +115,7 @@ public struct MessageQueue: IPCObject, Hashable {
     do {
       let status = try IPCObjectKind.messageQueue.messageQueueStatus(id: id)
       self.knownKey = IPCKey(rawValue: status.perm.key)
-    } catch let error where error.kind == .permissions {
+    } catch let error where error.errno == .permissionDenied {
       // EACCES: the queue exists, and this process may not read it; sending may still work.
       self.knownKey = nil
     }
@@ -325,7 +325,7 @@ public struct MessageQueue: IPCObject, Hashable {
     if block, timeout == nil, options.isEmpty, buffer.count > MessageQueueCall.headerSize,
       let base = buffer.baseAddress
     {
-      let count = csysvipc_msgrcv(
+      let count = system_msgrcv(
         id, base, buffer.count - MessageQueueCall.headerSize, CLong(type), 0)
       if count >= 0 {
         let received = base.loadUnaligned(as: CLong.self)
@@ -357,8 +357,8 @@ public struct MessageQueue: IPCObject, Hashable {
     let op = IPCOperation("msgctl(IPC_SET)", .messageQueue, id: id)
     _ = try retryingInterrupts(op) { _ -> Int32 in
       var current = csysvipc_msg_status()
-      if csysvipc_msg_stat(id, &current) != 0 { return -1 }
-      return csysvipc_msg_set(
+      if system_msgctl_stat(id, &current) != 0 { return -1 }
+      return system_msgctl_set(
         id, current.perm.uid, current.perm.gid, current.perm.mode & 0o777, UInt64(bytes))
     }
   }

@@ -62,7 +62,7 @@ public struct Semaphore: IPCObject, Hashable {
   ) throws(IPCError) {
     let value = try SemaphoreCall.checkedValue(initialValue, "semget")
     let opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
-      semget($0, 1, $1)
+      system_semget($0, 1, $1)
     }
     self.key = opened.key
     self.id = opened.id
@@ -80,7 +80,7 @@ public struct Semaphore: IPCObject, Hashable {
     if opened.created && value != 0 {
       do {
         _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-          csysvipc_sem_setval(opened.id, 0, value)
+          system_semctl(opened.id, 0, SETVAL, value)
         }
       } catch {
         try? IPCObjectKind.semaphore.remove(id: opened.id)
@@ -121,7 +121,7 @@ public struct Semaphore: IPCObject, Hashable {
   public func acquire(timeout: Duration? = nil, delta: Int = 1) throws(IPCError) {
     // The common call, inlined into the caller: one semop, nothing else on success.
     if timeout == nil && delta == 1 {
-      if csysvipc_semop1(id, -1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
+      if system_semop1(id, -1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(-1)
     }
     try _acquire(timeout: timeout, delta: delta)
@@ -132,7 +132,7 @@ public struct Semaphore: IPCObject, Hashable {
     try operate(-Int(try SemaphoreCall.magnitude(delta, "semop")), timeout: timeout)
   }
 
-  /// After a failed `csysvipc_semop1`: EINTR retries through the shared loop; any other errno
+  /// After a failed `system_semop1`: EINTR retries through the shared loop; any other errno
   /// is mapped as everywhere else.
   @usableFromInline
   @inline(never)
@@ -151,7 +151,7 @@ public struct Semaphore: IPCObject, Hashable {
   @inlinable
   public func release(delta: Int = 1) throws(IPCError) {
     if delta == 1 {
-      if csysvipc_semop1(id, 1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
+      if system_semop1(id, 1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(1)
     }
     try _release(delta: delta)
@@ -217,7 +217,7 @@ public struct Semaphore: IPCObject, Hashable {
   /// The current value (`GETVAL`).
   public var value: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETVAL)", id: id) { csysvipc_sem_getval(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETVAL)", id: id) { system_semctl(id, 0, GETVAL) })
     }
   }
 
@@ -228,28 +228,28 @@ public struct Semaphore: IPCObject, Hashable {
   public func setValue(_ value: Int) throws(IPCError) {
     let checked = try SemaphoreCall.checkedValue(value, "semctl(SETVAL)")
     _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-      csysvipc_sem_setval(id, 0, checked)
+      system_semctl(id, 0, SETVAL, checked)
     }
   }
 
   /// The process that last changed or waited on the value (`GETPID`).
   public var lastPID: pid_t {
     get throws(IPCError) {
-      try SemaphoreCall.control("semctl(GETPID)", id: id) { csysvipc_sem_getpid(id, 0) }
+      try SemaphoreCall.control("semctl(GETPID)", id: id) { system_semctl(id, 0, GETPID) }
     }
   }
 
   /// How many processes wait in ``acquire(timeout:delta:)-3v0us`` (`GETNCNT`).
   public var waitingForNonzero: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETNCNT)", id: id) { csysvipc_sem_getncnt(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETNCNT)", id: id) { system_semctl(id, 0, GETNCNT) })
     }
   }
 
   /// How many processes wait in ``waitForZero(timeout:)-1nc8e`` (`GETZCNT`).
   public var waitingForZero: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETZCNT)", id: id) { csysvipc_sem_getzcnt(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETZCNT)", id: id) { system_semctl(id, 0, GETZCNT) })
     }
   }
 

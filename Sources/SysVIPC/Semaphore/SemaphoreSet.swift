@@ -60,7 +60,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     let opened: OpenedObject
     do {
       opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
-        semget($0, Int32(count), $1)
+        system_semget($0, Int32(count), $1)
       }
     } catch {
       throw Self.explainingCount(error, key: key, count: count)
@@ -74,7 +74,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     guard error.kind == .invalidArgument, error.errno == .invalidArgument else { return error }
     let subject = key.map { "semget on semaphore with key \($0)" } ?? "semget"
     if let key, key != .private {
-      let existing = semget(key.rawValue, 0, 0)
+      let existing = system_semget(key.rawValue, 0, 0)
       if existing >= 0, let status = try? IPCObjectKind.semaphore.semaphoreStatus(id: existing) {
         return IPCError(
           .invalidArgument,
@@ -83,8 +83,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
           errno: error.errno)
       }
     }
-    var limits = csysvipc_limits()
-    if csysvipc_limits_read(&limits) == 0, limits.semmsl >= 0, Int64(count) > limits.semmsl {
+    if let limits = systemLimits(), limits.semmsl >= 0, Int64(count) > limits.semmsl {
       return IPCError(
         .invalidArgument,
         "\(subject): count \(count) is above the system's largest set (semmsl, "
@@ -193,7 +192,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
   /// Every value at once, as one atomic snapshot (`GETALL`).
   public func values() throws(IPCError) -> [Int] {
     var raw = [UInt16](repeating: 0, count: count)
-    _ = try SemaphoreCall.control("semctl(GETALL)", id: id) { csysvipc_sem_getall(id, &raw) }
+    _ = try SemaphoreCall.control("semctl(GETALL)", id: id) { system_semctl(id, GETALL, &raw) }
     return raw.map(Int.init)
   }
 
@@ -210,7 +209,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     for value in values {
       raw.append(UInt16(try SemaphoreCall.checkedValue(value, "semctl(SETALL)")))
     }
-    _ = try SemaphoreCall.control("semctl(SETALL)", id: id) { csysvipc_sem_setall(id, raw) }
+    _ = try SemaphoreCall.control("semctl(SETALL)", id: id) { system_semctl(id, SETALL, &raw) }
   }
 
   /// The value of semaphore `index` (`GETVAL`).
@@ -218,7 +217,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETVAL)")
     return Int(
       try SemaphoreCall.control("semctl(GETVAL)", id: id) {
-        csysvipc_sem_getval(id, Int32(index))
+        system_semctl(id, Int32(index), GETVAL)
       })
   }
 
@@ -227,7 +226,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(SETVAL)")
     let checked = try SemaphoreCall.checkedValue(value, "semctl(SETVAL)")
     _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-      csysvipc_sem_setval(id, Int32(index), checked)
+      system_semctl(id, Int32(index), SETVAL, checked)
     }
   }
 
@@ -236,7 +235,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETNCNT)")
     return Int(
       try SemaphoreCall.control("semctl(GETNCNT)", id: id) {
-        csysvipc_sem_getncnt(id, Int32(index))
+        system_semctl(id, Int32(index), GETNCNT)
       })
   }
 
@@ -245,7 +244,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETZCNT)")
     return Int(
       try SemaphoreCall.control("semctl(GETZCNT)", id: id) {
-        csysvipc_sem_getzcnt(id, Int32(index))
+        system_semctl(id, Int32(index), GETZCNT)
       })
   }
 
@@ -253,7 +252,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
   public func lastPID(at index: Int) throws(IPCError) -> pid_t {
     try checkIndex(index, "semctl(GETPID)")
     return try SemaphoreCall.control("semctl(GETPID)", id: id) {
-      csysvipc_sem_getpid(id, Int32(index))
+      system_semctl(id, Int32(index), GETPID)
     }
   }
 

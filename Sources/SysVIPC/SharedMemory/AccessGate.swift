@@ -84,7 +84,7 @@ struct AccessGate: ~Copyable, Sendable {
     var spins = 0
     while word.load(ordering: .acquiring) & Self.changing != 0 {
       spins += 1
-      if spins > 64 { sched_yield() }
+      if spins > 64 { system_yield() }
     }
   }
 
@@ -114,7 +114,7 @@ struct AccessGate: ~Copyable, Sendable {
         word.bitwiseAnd(~Self.changing, ordering: .releasing)
         throw IPCError.busy(call, id: id, count)
       }
-      if spins > 64 { sched_yield() }
+      if spins > 64 { system_yield() }
     }
   }
 

@@ -49,7 +49,11 @@ enum AttachedRanges {
     -> Int
   {
     ranges.withLock { ranges in
-      let remap = !SharedMemory.AttachFlags.remap.isEmpty && flags.contains(.remap)
+      #if os(Linux)
+        let remap = flags.contains(.remap)
+      #else
+        let remap = false
+      #endif
       if remap, let address {
         let range = range(
           at: UInt(bitPattern: address), size: size, rounding: flags.contains(.roundAddress))
@@ -58,7 +62,7 @@ enum AttachedRanges {
           return -1
         }
       }
-      let result = Int(bitPattern: shmat(id, address, flags.rawValue))
+      let result = system_shmat(id, address, flags.rawValue)
       if result != -1 {
         let start = UInt(bitPattern: result)
         ranges[start] = range(at: start, size: size, rounding: false).upperBound
@@ -71,7 +75,7 @@ enum AttachedRanges {
   static func unmap(_ address: UInt) -> Int32 {
     ranges.withLock { ranges in
       ranges[address] = nil
-      return shmdt(UnsafeRawPointer(bitPattern: address))
+      return system_shmdt(address)
     }
   }
 

@@ -84,8 +84,8 @@ public final class SharedMemory: IPCObject {
     let opened: OpenedObject
     do {
       opened = try IPCObjectKind.sharedMemory.open(
-        key: key, flags: flags, mode: mode, extraFlags: [.hugePages, .noReserve]
-      ) { shmget($0, requested, $1) }
+        key: key, flags: flags, mode: mode, extraFlags: IPCFlags.sharedMemoryOnly
+      ) { system_shmget($0, requested, $1) }
     } catch {
       throw Self.explainingSize(error, key: key, size: requested)
     }
@@ -162,15 +162,20 @@ public final class SharedMemory: IPCObject {
 
     /// `SHM_RDONLY`: attach read-only. Writes and mutable access then throw
     /// ``IPCError/Kind/permissions`` (Python crashes); reading needs only read permission.
-    public static let readOnly = AttachFlags(rawValue: csysvipc_shm_rdonly())
+    public static let readOnly = AttachFlags(rawValue: SHM_RDONLY)
     /// `SHM_RND`: round an `address` down to a multiple of `SHMLBA` (the page size on most
     /// systems) instead of refusing an unaligned one.
-    public static let roundAddress = AttachFlags(rawValue: csysvipc_shm_rnd())
-    /// `SHM_REMAP` (Linux only; no flag elsewhere): replace any mapping at `address`, instead of
-    /// failing with ``IPCError/Kind/invalidArgument``. Needs an `address`.
-    public static let remap = AttachFlags(rawValue: csysvipc_shm_remap())
+    public static let roundAddress = AttachFlags(rawValue: SHM_RND)
+    #if os(Linux)
+      /// `SHM_REMAP` (Linux only): replace any mapping at `address`, instead of failing with
+      /// ``IPCError/Kind/invalidArgument``. Needs an `address`; refused over another
+      /// `SharedMemory` attachment of this process (see ``SharedMemory/attach(address:flags:)``).
+      public static let remap = AttachFlags(rawValue: SHM_REMAP)
 
-    static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
+      static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
+    #else
+      static let known: AttachFlags = [.readOnly, .roundAddress]
+    #endif
   }
 
   /// Attaches the segment to this process (`shmat`). The initializer already attached it: call
@@ -205,7 +210,11 @@ public final class SharedMemory: IPCObject {
       throw .invalid(
         "shmat on shared memory \(id): unknown attach flags 0x\(String(flags.rawValue, radix: 16))")
     }
-    let remap = !AttachFlags.remap.isEmpty && flags.contains(.remap)
+    #if os(Linux)
+      let remap = flags.contains(.remap)
+    #else
+      let remap = false
+    #endif
     if address == nil && remap {
       throw .invalid("shmat on shared memory \(id): .remap (SHM_REMAP) needs an address")
     }
@@ -364,7 +373,6 @@ public final class SharedMemory: IPCObject {
     public var lastChangeTime: Date? { date(fromKernelTime: rawChangeTime) }
 
     init(_ ds: csysvipc_shm_status, id: Int32) {
-      let dest = UInt32(bitPattern: csysvipc_shm_dest())
       key = IPCKey(rawValue: ds.perm.key)
       self.id = id
       size = Int(clamping: ds.size)
@@ -376,7 +384,7 @@ public final class SharedMemory: IPCObject {
       creatorPID = ds.cpid
       lastPID = ds.lpid
       numberAttached = Int(clamping: ds.nattch)
-      isMarkedForRemoval = dest != 0 && ds.perm.mode & dest != 0
+      isMarkedForRemoval = SysVIPC.isMarkedForRemoval(ds.perm)
       rawAttachTime = ds.atime
       rawDetachTime = ds.dtime
       rawChangeTime = ds.ctime
@@ -387,7 +395,7 @@ public final class SharedMemory: IPCObject {
 
   /// The system's page size in bytes (`sysconf(_SC_PAGESIZE)`, Python's `PAGE_SIZE`): the
   /// default size of a new segment.
-  public static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+  public static var pageSize: Int { system_pageSize() }
 
   // MARK: Sizes and errors
 
@@ -402,8 +410,7 @@ public final class SharedMemory: IPCObject {
     guard size <= maximumSize else {
       throw .outOfRange("shmget: size \(size) is absurd (more than Int.max / 2)")
     }
-    var limits = csysvipc_limits()
-    if csysvipc_limits_read(&limits) == 0, limits.shmmax >= 0, Int64(size) > limits.shmmax {
+    if let limits = systemLimits(), limits.shmmax >= 0, Int64(size) > limits.shmmax {
       throw .outOfRange(
         "shmget: size \(size) is larger than the system's largest segment (SHMMAX \(limits.shmmax))"
       )
@@ -421,10 +428,10 @@ public final class SharedMemory: IPCObject {
     guard error.kind == .invalidArgument, error.errno == .invalidArgument, let key else {
       return error
     }
-    let existing = key == .private ? -1 : shmget(key.rawValue, 0, 0)
+    let existing = key == .private ? -1 : system_shmget(key.rawValue, 0, 0)
     if existing >= 0 {
       var status = csysvipc_shm_status()
-      let actual = csysvipc_shm_stat(existing, &status) == 0 ? " (\(status.size) bytes)" : ""
+      let actual = system_shmctl_stat(existing, &status) == 0 ? " (\(status.size) bytes)" : ""
       return IPCError(
         .invalidArgument,
         "shmget on shared memory with key \(key): size \(size) is larger than the existing "
@@ -448,4 +455,13 @@ public final class SharedMemory: IPCObject {
     }
     return Int(size)
   }
+}
+
+/// Whether a segment was removed and waits for its last detach (`SHM_DEST` in its mode; Linux).
+func isMarkedForRemoval(_ perm: csysvipc_perm) -> Bool {
+  #if os(Linux)
+    perm.mode & UInt32(SHM_DEST) != 0
+  #else
+    false
+  #endif
 }
