@@ -49,11 +49,7 @@ enum AttachedRanges {
     -> Int
   {
     ranges.withLock { ranges in
-      #if os(Linux)
-        let remap = flags.contains(.remap)
-      #else
-        let remap = false
-      #endif
+      let remap = !SharedMemory.AttachFlags.remap.isEmpty && flags.contains(.remap)
       if remap, let address {
         let range = range(
           at: UInt(bitPattern: address), size: size, rounding: flags.contains(.roundAddress))
