@@ -96,7 +96,7 @@ struct DocumentationExamplesAsyncAwait {
     try await server.value
   }
 
-  @Test func cancellingAReceive() async throws {
+  @Test(.timingSensitive) func cancellingAReceive() async throws {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
     let clock = ContinuousClock()
