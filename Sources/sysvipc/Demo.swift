@@ -1,5 +1,5 @@
 import ArgumentParser
-import DemoSupport
+import ProgramSupport
 import Foundation
 import SysVIPC
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import DemoSupport
+import ProgramSupport
 import Foundation
 import SysVIPC
 
@@ -106,13 +106,13 @@ extension SysVIPCTool {
     @Argument(help: "The kind of object: sem, shm or mq.")
     var kind: KindArgument
 
-    @Argument(help: "The object's id, as `sysvipc list` shows it.")
-    var id: Int32
+    @OptionGroup var target: Target
 
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
+      let id = try target.resolve(kind.kind)
       let object = try IPCSystem.object(kind.kind, id: id)
       var report = ObjectReport(object)
       if object.kind == .semaphore {

@@ -1,6 +1,6 @@
 // `sysvipc`: System V IPC from the shell, built on the SysVIPC library's public API only.
 import ArgumentParser
-import DemoSupport
+import ProgramSupport
 import Foundation
 import SysVIPC
 
