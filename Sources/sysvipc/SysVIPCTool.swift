@@ -31,7 +31,7 @@ struct SysVIPCTool: ParsableCommand {
       """,
     version: "0.1.0",
     subcommands: [
-      List.self, Limits.self, Info.self, Remove.self, Create.self,
+      List.self, Limits.self, Summary.self, Info.self, Remove.self, Create.self,
       Acquire.self, Release.self, Send.self, Receive.self, Read.self, Write.self,
       Demo.self, DemoConclusion.self,
     ])
