@@ -67,7 +67,7 @@ let package = Package(
       path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
-      dependencies: ["SysVIPC", "SysVIPCTestHelper"]
+      dependencies: ["SysVIPC", "SysVIPCTestHelper", "CommandLineValues"]
     ),
   ],
   swiftLanguageModes: [.v6]

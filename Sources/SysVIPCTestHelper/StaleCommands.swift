@@ -14,17 +14,13 @@ func staleCommand(_ command: String, _ args: inout Arguments) throws {
   guard command == "stale-user" else { fail("unknown command \(command)") }
   for _ in 0..<64 {
     let semaphore = try Semaphore(key: nil, flags: .createExclusive, initialValue: 1)
-    let memory: SharedMemory
-    let queue: MessageQueue
-    do {
-      memory = try SharedMemory(key: semaphore.key, flags: .createExclusive, size: 100)
-    } catch let error where error.kind == .existential {
+    // A key taken by another kind of object: draw another.
+    guard let memory = try? SharedMemory(key: semaphore.key, flags: .createExclusive, size: 100)
+    else {
       try semaphore.remove()
       continue
     }
-    do {
-      queue = try MessageQueue(key: semaphore.key, flags: .createExclusive)
-    } catch let error where error.kind == .existential {
+    guard let queue = try? MessageQueue(key: semaphore.key, flags: .createExclusive) else {
       try semaphore.remove()
       try memory.remove()
       continue
