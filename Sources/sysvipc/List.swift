@@ -112,9 +112,9 @@ extension SysVIPCTool {
         each semaphore's last pid), nothing uses it (no attachment, no process waiting on a \
         semaphore), and its last change or use (ctime, otime, atime, dtime, stime, rtime) is \
         at least --older-than ago (default 1h). The rule cannot see pid reuse (a dead user's \
-        pid reused makes an object look alive), pids recorded in another pid namespace (a \
-        container's users can look dead from the host), a queue's creator, or a process \
-        blocked in msgrcv: --older-than covers those.
+        pid reused makes an object look alive), processes outside the caller's pid namespace \
+        (inside a container, the host's processes read as pid 0, "never"), a queue's creator, \
+        or a process blocked in msgrcv: --older-than covers those.
 
         --json prints {"schemaVersion": \(jsonSchemaVersion), "objects": [...]} with every \
         field of every object, whatever --columns says; with --stale each object also has \

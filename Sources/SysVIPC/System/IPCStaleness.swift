@@ -31,9 +31,11 @@
 ///
 /// - **Pid reuse.** A dead user's pid may belong to an unrelated process now: the object then
 ///   looks alive (a safe error).
-/// - **Other pid namespaces.** The kernel records the pid as the using process saw it, in its
-///   own pid namespace (a container's). Seen from another namespace the number names another
-///   process or none: an object used only from inside a container can look stale from the host.
+/// - **Other pid namespaces.** Since Linux 4.17 the kernel translates a recorded pid into the
+///   reader's pid namespace: from the host a container's processes show with their host pids,
+///   but from inside a container a process outside its pid namespace reads as 0, "never" (an
+///   object used only from the host then looks unused). Older kernels report the number as the
+///   using process saw it in its own namespace, which may name another process or none.
 /// - **Users the kernel does not record.** A queue's creator, a process blocked in `msgrcv` on
 ///   an empty queue, a program that opened an object and has not used it yet, and an object
 ///   meant to outlive its creator (a configuration segment written once) all leave no pid. Only
