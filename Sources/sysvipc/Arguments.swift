@@ -120,7 +120,9 @@ struct TargetAndText: ParsableArguments {
     var words = self.words
     var id: Int32?
     if key == nil {
-      guard let first = words.first else { throw ValidationError("Give the object's id, or --key.") }
+      guard let first = words.first else {
+        throw ValidationError("Give the object's id, or --key.")
+      }
       guard let number = Int32(first) else {
         throw ValidationError("The id '\(first)' is not a number (use --key for a key).")
       }
@@ -129,7 +131,8 @@ struct TargetAndText: ParsableArguments {
     }
     if stdin {
       guard words.isEmpty else {
-        throw ValidationError("Give the text or --stdin, not both (extra: \(words.joined(separator: " "))).")
+        throw ValidationError(
+          "Give the text or --stdin, not both (extra: \(words.joined(separator: " "))).")
       }
       return (ObjectName(id: id, key: key?.key), nil)
     }
@@ -137,7 +140,8 @@ struct TargetAndText: ParsableArguments {
       throw ValidationError(
         words.isEmpty
           ? "Give the text, or --stdin."
-          : "Give one text (quote it); found \(words.count) words\(key == nil ? " after the id" : "").")
+          : "Give one text (quote it); found \(words.count) words\(key == nil ? " after the id" : "")."
+      )
     }
     return (ObjectName(id: id, key: key?.key), words[0])
   }

@@ -122,10 +122,10 @@ extension SysVIPCTool {
       while true {
         do throws(IPCError) {
           return (try create(), true)
-        } catch where error.kind == .existential {
+        } catch  where error.kind == .existential {
           do throws(IPCError) {
             return (try open(key), false)
-          } catch where error.kind == .existential {
+          } catch  where error.kind == .existential {
             continue  // removed meanwhile: create it
           }
         }

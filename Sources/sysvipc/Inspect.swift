@@ -1,6 +1,6 @@
 import ArgumentParser
-import ProgramSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 extension SysVIPCTool {

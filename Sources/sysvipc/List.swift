@@ -52,7 +52,8 @@ struct ObjectFilter: ParsableArguments {
   }
 
   var kinds: [IPCObjectKind] {
-    kind.isEmpty ? IPCObjectKind.allCases : IPCObjectKind.allCases.filter { kind.map(\.kind).contains($0) }
+    kind.isEmpty
+      ? IPCObjectKind.allCases : IPCObjectKind.allCases.filter { kind.map(\.kind).contains($0) }
   }
 
   /// The objects that pass every filter, with the stale rule's answer when --stale is given.
@@ -129,7 +130,8 @@ extension SysVIPCTool {
     @Flag(help: "Do not print the header line.")
     var noHeadings = false
 
-    @Flag(help: "No alignment: one space between cells, spaces inside a cell as \\x20, '-' for empty.")
+    @Flag(
+      help: "No alignment: one space between cells, spaces inside a cell as \\x20, '-' for empty.")
     var raw = false
 
     @Flag(help: "Exact sizes in bytes instead of human ones (KiB, MiB, ...).")
@@ -147,7 +149,8 @@ extension SysVIPCTool {
         return ListColumn.defaults + (filter.stale ? [.idle, .why] : [])
       }
       return try columns.split(separator: ",").map { name in
-        guard let column = ListColumn(rawValue: name.trimmingCharacters(in: .whitespaces).uppercased())
+        guard
+          let column = ListColumn(rawValue: name.trimmingCharacters(in: .whitespaces).uppercased())
         else {
           throw ValidationError(
             "--columns: unknown column '\(name)' (known: "

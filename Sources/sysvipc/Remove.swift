@@ -92,7 +92,8 @@ extension SysVIPCTool {
 
     /// `semaphore 12 (key 0x..., owner root): <why it is stale>`.
     private func describe(_ object: IPCObjectInfo, _ staleness: IPCStaleness?) -> String {
-      let base = "\(object.kind.name) \(object.id) (key \(object.key), owner \(userName(object.uid)))"
+      let base =
+        "\(object.kind.name) \(object.id) (key \(object.key), owner \(userName(object.uid)))"
       return staleness.map { "\(base): \($0.reason)" } ?? base
     }
   }

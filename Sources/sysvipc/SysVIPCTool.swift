@@ -1,7 +1,7 @@
 // `sysvipc`: System V IPC from the shell, built on the SysVIPC library's public API only.
 import ArgumentParser
-import ProgramSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)

@@ -105,12 +105,16 @@ struct StaleObjectTests {
 
     var listed: [[String: Any]] = []
     try await waitUntil("list --stale shows the killed process's objects") {
-      let outcome = try runBlocking("list", "--stale", "--older-than", "1s", "--key", deadKey, "--json")
+      let outcome = try runBlocking(
+        "list", "--stale", "--older-than", "1s", "--key", deadKey, "--json")
       let report = try JSONSerialization.jsonObject(with: Data(outcome.utf8)) as? [String: Any]
       listed = report?["objects"] as? [[String: Any]] ?? []
       return listed.count == 3
     }
-    #expect(Set(listed.compactMap { $0["kind"] as? String }) == ["semaphore", "sharedMemory", "messageQueue"])
+    #expect(
+      Set(listed.compactMap { $0["kind"] as? String }) == [
+        "semaphore", "sharedMemory", "messageQueue",
+      ])
     for entry in listed {
       let stale = try #require(entry["stale"] as? [String: Any])
       #expect(stale["processIDs"] as? [Int] == [Int(dead.process.pid)], "\(entry)")
@@ -121,11 +125,13 @@ struct StaleObjectTests {
     #expect(table.output.contains("gone (pid \(dead.process.pid))"), "\(table)")
 
     // The live process's objects are never listed, even with an age of 0.
-    let liveList = try await sysvipc("list", "--stale", "--older-than", "0s", "--key", liveKey, "--json")
+    let liveList = try await sysvipc(
+      "list", "--stale", "--older-than", "0s", "--key", liveKey, "--json")
     let liveReport = try #require(try json(liveList) as? [String: Any])
     #expect((liveReport["objects"] as? [Any])?.isEmpty == true, "\(liveList)")
 
-    let dry = try await sysvipc("remove", "--stale", "--older-than", "1s", "--key", deadKey, "--dry-run")
+    let dry = try await sysvipc(
+      "remove", "--stale", "--older-than", "1s", "--key", deadKey, "--dry-run")
     #expect(dry.status == 0, "\(dry)")
     let dryLines = dry.output.split(separator: "\n")
     #expect(dryLines.count == 3 && dryLines.allSatisfy { $0.hasPrefix("would remove ") }, "\(dry)")
@@ -151,7 +157,8 @@ func runBlocking(_ arguments: String...) throws -> String {
   let path = FileManager.default.temporaryDirectory
     .appendingPathComponent("sysvipc-blocking-\(UUID().uuidString)").path
   defer { try? FileManager.default.removeItem(atPath: path) }
-  let pid = try spawnCleanly([builtProduct("sysvipc")] + arguments, output: path, error: "/dev/null")
+  let pid = try spawnCleanly(
+    [builtProduct("sysvipc")] + arguments, output: path, error: "/dev/null")
   var status: Int32 = 0
   while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
   return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -186,7 +193,8 @@ struct CLIOperatorTests {
         builtProduct("sysvipc"), ["list", "--key", semKey] + filter + ["--no-headings"])
       #expect(outcome.output.split(separator: "\n").count == 1, "\(filter): \(outcome)")
     }
-    let other = try await sysvipc("list", "--key", semKey, "--owner", String(geteuid() + 1), "--no-headings")
+    let other = try await sysvipc(
+      "list", "--key", semKey, "--owner", String(geteuid() + 1), "--no-headings")
     #expect(other.status == 0 && other.output.isEmpty, "\(other)")
     let nobody = try await sysvipc("list", "--owner", "no-such-user-\(UUID().uuidString.prefix(8))")
     #expect(nobody.status == 2, "\(nobody)")
@@ -195,9 +203,10 @@ struct CLIOperatorTests {
     let columns = try await sysvipc(
       "list", "--key", shmKey, "--columns", "id,cuid,cgid,cpid,used,ctime,atime,dtime")
     let lines = columns.output.split(separator: "\n")
-    #expect(lines.first?.split(separator: " ", omittingEmptySubsequences: true) == [
-      "ID", "CUID", "CGID", "CPID", "USED", "CTIME", "ATIME", "DTIME",
-    ], "\(columns)")
+    #expect(
+      lines.first?.split(separator: " ", omittingEmptySubsequences: true) == [
+        "ID", "CUID", "CGID", "CPID", "USED", "CTIME", "ATIME", "DTIME",
+      ], "\(columns)")
     let cells = try #require(lines.last).split(separator: " ", omittingEmptySubsequences: true)
     #expect(cells[0] == Substring(String(memory.id)))
     #expect(cells[1] == Substring(me))
@@ -205,7 +214,8 @@ struct CLIOperatorTests {
     #expect(cells[4] == "4.8" && cells[5] == "KiB", "5000 bytes, human: \(columns)")
     #expect(cells[6].hasSuffix("Z") && cells[7].hasSuffix("Z"), "ISO 8601 times: \(columns)")
     #expect(cells[8] == "-", "never detached: \(columns)")
-    let exact = try await sysvipc("list", "--key", shmKey, "--columns", "used,size", "--bytes", "--raw", "--no-headings")
+    let exact = try await sysvipc(
+      "list", "--key", shmKey, "--columns", "used,size", "--bytes", "--raw", "--no-headings")
     #expect(exact.output == "5000\\x20B 5000\\x20B\n", "\(exact)")
     let raw = try await sysvipc("list", "--key", semKey, "--raw")
     let rawLines = raw.output.split(separator: "\n")
@@ -227,7 +237,9 @@ struct CLIOperatorTests {
   }
 
   @Test func createShmTakesIpcmksSizeSuffixes() async throws {
-    for (text, bytes) in [("4K", 4096), ("1KiB", 1024), ("1KB", 1000), ("1.5K", 1536), ("2k", 2048)] {
+    for (text, bytes) in [
+      ("4K", 4096), ("1KiB", 1024), ("1KB", 1000), ("1.5K", 1536), ("2k", 2048),
+    ] {
       let created = try await sysvipc("create", "shm", "--size", text)
       #expect(created.status == 0, "\(text): \(created)")
       let id = try #require(Int32(created.output.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -290,7 +302,9 @@ struct CLIOperatorTests {
     let resources = try #require(limits["resources"] as? [[String: Any]])
     let used = Dictionary(
       uniqueKeysWithValues: resources.compactMap { row in
-        (row["used"] as? Int).map { (row["name"] as! String, ($0, row["limit"] as? Int, row["percent"] as? Double)) }
+        (row["used"] as? Int).map {
+          (row["name"] as! String, ($0, row["limit"] as? Int, row["percent"] as? Double))
+        }
       })
     #expect(used["semmni"]?.0 == 2 && used["semmns"]?.0 == 4, "\(used)")
     #expect(used["shmmni"]?.0 == 1 && used["shmall"]?.0 == pages && used["msgmni"]?.0 == 1)
@@ -304,9 +318,12 @@ struct CLIOperatorTests {
     #expect(parts[2].contains("4 semaphores") && parts[2].contains("4.8 KiB"), "\(parts[2])")
     #expect(parts[2].contains("1 message, 5 B"), "\(parts[2])")
     let dry = parts[3].split(separator: "\n")
-    #expect(dry.count == 2 && dry.allSatisfy { $0.hasPrefix("would remove semaphore ") }, "\(parts[3])")
+    #expect(
+      dry.count == 2 && dry.allSatisfy { $0.hasPrefix("would remove semaphore ") }, "\(parts[3])")
     let removed = parts[4].split(separator: "\n")
-    #expect(removed.count == 2 && removed.allSatisfy { $0.hasPrefix("removed semaphore ") }, "\(parts[4])")
+    #expect(
+      removed.count == 2 && removed.allSatisfy { $0.hasPrefix("removed semaphore ") }, "\(parts[4])"
+    )
     #expect(parts[5].split(separator: "\n").sorted() == ["mq", "shm"], "\(parts[5])")
   }
 

@@ -27,7 +27,8 @@ struct CLITests {
       #expect(help.output.contains(line), "\(line)\n\(help)")
     }
     for command in [
-      "list", "limits", "summary", "info", "remove", "create", "acquire", "release", "send", "receive", "read",
+      "list", "limits", "summary", "info", "remove", "create", "acquire", "release", "send",
+      "receive", "read",
       "write", "demo",
     ] {
       #expect(help.output.contains("  \(command) "), "\(command) in the help")

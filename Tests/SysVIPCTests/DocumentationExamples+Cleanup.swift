@@ -36,7 +36,7 @@ func removeLeftovers(at key: IPCKey, olderThan age: Duration) throws(IPCError) -
     do {
       try IPCSystem.remove(object)
       removed += 1
-    } catch where error.kind == .existential {
+    } catch  where error.kind == .existential {
       // Another process removed it first.
     }
   }

@@ -69,8 +69,10 @@ extension IPCObjectInfo {
   /// and `shm_dtime` (last attach and detach) for shared memory, `msg_stime` and `msg_rtime`
   /// (last send and receive) for message queues. `nil` when the kernel keeps none.
   public var lastActivityTime: Date? {
-    [lastChangeTime, lastOperationTime, lastAttachTime, lastDetachTime, lastSendTime,
-      lastReceiveTime].compactMap { $0 }.max()
+    [
+      lastChangeTime, lastOperationTime, lastAttachTime, lastDetachTime, lastSendTime,
+      lastReceiveTime,
+    ].compactMap { $0 }.max()
   }
 
   /// The pids the kernel keeps in the object's own status: `shm_cpid` and `shm_lpid` for
