@@ -394,3 +394,44 @@ struct CommandLineValueTests {
     #expect(error.description.contains("unknown suffix"), "\(error)")
   }
 }
+
+@Suite("sysvipc: remove goes on past what it may not remove")
+struct CLIRemovePermissionTests {
+  @Test(
+    .enabled(if: isRoot, "needs root to give one semaphore to nobody and keep one"),
+    .enabled(if: CLITests.setpriv != nil, "needs setpriv (util-linux) to run sysvipc as nobody"))
+  func removeReportsEachFailureAndGoesOn() async throws {
+    let setpriv = try #require(CLITests.setpriv)
+    let who = try await LaunchedProcess.run(setpriv, CLITests.asNobody + ["/usr/bin/id", "-u"])
+    try #require(who.output == "65534\n", "setpriv really drops privileges: \(who)")
+    let roots = try makeSemaphore()
+    defer { try? roots.remove() }
+    let nobodys = try makeSemaphore()
+    defer { try? nobodys.remove() }
+    try nobodys.setOwner(uid: 65534, gid: 65534)
+    func asNobody(_ arguments: [String]) async throws -> LaunchedProcess.Outcome {
+      try await LaunchedProcess.run(
+        setpriv, CLITests.asNobody + [builtProduct("sysvipc")] + arguments)
+    }
+    let keys = ["--key", roots.key.description, "--key", nobodys.key.description]
+
+    // --mine as nobody: only the semaphore nobody owns.
+    let mine = try await asNobody(["list", "--mine", "--no-headings", "--columns", "id"] + keys)
+    #expect(mine.output == "\(nobodys.id)\n", "\(mine)")
+
+    // Root's semaphore first: its failure is reported, and nobody's is still removed.
+    let removed = try await asNobody(["remove", "sem", String(roots.id), String(nobodys.id)])
+    #expect(removed.status == 1, "\(removed)")
+    #expect(removed.errors.contains("semaphore \(roots.id)"), "\(removed)")
+    #expect(removed.errors.contains("not permitted"), "IPC_RMID: EPERM: \(removed)")
+    #expect(removed.output == "removed semaphore \(nobodys.id)\n", "\(removed)")
+    #expect(try IPCSystem.object(.semaphore, id: roots.id).id == roots.id, "root's is kept")
+    #expect(throws: IPCError.self) { try IPCSystem.object(.semaphore, id: nobodys.id) }
+
+    // The same through --all, restricted to this test's keys.
+    let again = try await asNobody(["remove", "--all", "--kind", "sem"] + keys)
+    #expect(again.status == 1, "\(again)")
+    #expect(again.output.isEmpty && again.errors.contains("not permitted"), "\(again)")
+    #expect(try IPCSystem.object(.semaphore, id: roots.id).id == roots.id)
+  }
+}
