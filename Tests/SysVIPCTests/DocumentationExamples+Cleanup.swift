@@ -77,11 +77,15 @@ struct DocumentationExamplesCleanup {
     await dead.process.terminate()
 
     #expect(try removeLeftovers(at: dead.key, olderThan: .seconds(3600)) == 0, "too young")
-    try await waitUntil("the killed run's semaphore looks abandoned") {
-      try abandoned(.semaphore, olderThan: .seconds(1)).contains {
-        $0.hasPrefix("semaphore \(dead.ids[.semaphore]!): every process that used it is gone")
-      }
+    // The segment's last detach is the kill itself: wait until all three are a second old.
+    try await waitUntil("the killed run's objects look abandoned") {
+      try IPCSystem.staleObjects(olderThan: .seconds(1)).filter { $0.key == dead.key }.count == 3
     }
+    let semaphoreID = try #require(dead.ids[.semaphore])
+    #expect(
+      try abandoned(.semaphore, olderThan: .seconds(1)).contains {
+        $0.hasPrefix("semaphore \(semaphoreID): every process that used it is gone")
+      })
     #expect(try removeLeftovers(at: dead.key, olderThan: .seconds(1)) == 3)
     #expect(try dead.objects().isEmpty)
     #expect(try removeLeftovers(at: live.key, olderThan: .zero) == 0)
