@@ -3,7 +3,7 @@
 // segment itself, which writes through in both directions.
 //
 //   swift run buffer_protocol
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)

@@ -40,6 +40,8 @@ do {
     try messageQueueCommand(command, &args)
   } else if command.hasPrefix("sys-") {
     try systemCommand(command, &args)
+  } else if command.hasPrefix("stale-") {
+    try staleCommand(command, &args)
   } else {
     try otherCommand(command, &args)
   }

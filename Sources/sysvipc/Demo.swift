@@ -1,6 +1,6 @@
 import ArgumentParser
-import DemoSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
