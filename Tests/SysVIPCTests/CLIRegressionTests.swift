@@ -86,8 +86,8 @@ struct CLIRegressionTests {
   }
 
   /// Item 11, the tool's side: `send ID text` as a user who may write the queue but not read
-  /// it. The tool reads nothing about the queue itself; the library's `MessageQueue(id:)`
-  /// (lane core's fix) must not read IPC_STAT either.
+  /// it. The tool reads nothing about the queue itself, and `MessageQueue(id:)` reads no
+  /// IPC_STAT.
   @Test(
     .enabled(if: isRoot, "needs root to create a queue that nobody may only write"),
     .enabled(if: CLITests.setpriv != nil, "needs setpriv (util-linux) to run sysvipc as nobody"))
@@ -100,14 +100,8 @@ struct CLIRegressionTests {
     let sent = try await LaunchedProcess.run(
       setpriv, CLITests.asNobody + [builtProduct("sysvipc"), "send", String(queue.id), "w"])
     let received = try? receiveAtOnce(queue)
-    // MessageQueue(id:) reads IPC_STAT until lane core's fix lands; then this known issue is
-    // no longer recorded, Swift Testing reports that, and the wrapper goes.
-    withKnownIssue("MessageQueue(id:) reads IPC_STAT") {
-      #expect(sent.status == 0, "\(sent)")
-      #expect(received == Array("w".utf8))
-    }
-    // Whatever the library does, the refusal is a permission error, never a usage error.
-    #expect(sent.status == 0 || sent.errors.contains("permission denied"), "\(sent)")
+    #expect(sent.status == 0, "\(sent)")
+    #expect(received == Array("w".utf8))
   }
 
   /// Item 12: Scripts/build-docs.sh works twice in a row, into a folder that does not exist
