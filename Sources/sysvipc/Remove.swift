@@ -7,9 +7,9 @@ extension SysVIPCTool {
     static let configuration = CommandConfiguration(
       abstract: "Remove objects (IPC_RMID): by id or key, every stale one, or all of a kind.",
       discussion: """
-        remove KIND ID... [--key KEY]...       the objects named
-        remove --stale [--older-than D]        every stale object (as `list --stale` shows)
-        remove --all --kind KIND               every object of the kind(s)
+        remove KIND ID... [--key KEY]...   the objects named
+        remove --stale [--older-than D]    the stale ones (`list --stale`)
+        remove --all --kind KIND           every object of the kind(s)
         The filters of `list` (--kind, --mine, --owner, --key) narrow --stale and --all. \
         One line is printed per object removed ("removed ...") or, with --dry-run, that would \
         be ("would remove ..."). Every object is tried: one that cannot be removed is reported \

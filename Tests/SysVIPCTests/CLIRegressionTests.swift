@@ -105,8 +105,10 @@ struct CLIRegressionTests {
   }
 
   /// Item 12: Scripts/build-docs.sh works twice in a row, into a folder that does not exist
-  /// yet, with an output path relative to the caller's directory.
+  /// yet, with an output path relative to the caller's directory. A compile is a load: it
+  /// takes turns with the timing tests, and runs at the lowest CPU priority.
   @Test(
+    .timingSensitive,
     .enabled(
       if: FileManager.default.isExecutableFile(
         atPath: URL(fileURLWithPath: onPath("swift") ?? "/nonexistent")
@@ -121,7 +123,8 @@ struct CLIRegressionTests {
     let script = packageRoot + "/Scripts/build-docs.sh"
     for run in 1...2 {
       let outcome = try await LaunchedProcess.run(
-        script, ["not/yet/SysVIPC.doccarchive"], directory: directory, timeout: .seconds(900))
+        "/usr/bin/nice", ["-n", "19", script, "not/yet/SysVIPC.doccarchive"],
+        directory: directory, timeout: .seconds(900))
       #expect(outcome.status == 0, "run \(run): \(outcome)")
       let index = directory + "/not/yet/SysVIPC.doccarchive/data/documentation/sysvipc.json"
       #expect(FileManager.default.fileExists(atPath: index), "run \(run): \(outcome)")
