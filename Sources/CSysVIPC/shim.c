@@ -1,3 +1,7 @@
+#if defined(__ANDROID__)
+#error "SysVIPC does not support Android: Android does not support System V IPC, and its SELinux policy refuses semget, shmget and msgget to apps (see the PlatformNotes article)."
+#endif
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -91,7 +93,7 @@ private func startThread(_ body: @escaping @Sendable () -> Void) {
   let rc = pthread_create(
     &thread, nil,
     { raw in
-      #if canImport(Glibc)
+      #if canImport(Glibc) || canImport(Musl)
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
       #else
         let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
