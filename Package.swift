@@ -25,8 +25,16 @@ let package = Package(
       dependencies: [
         "CSysVIPC",
         .product(name: "SystemPackage", package: "swift-system"),
-      ]
+      ],
+      // Fault injection for the tests (Core/FaultInjection.swift), as swift-system does it.
+      swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
     ),
+    // What the `sysvipc` tool and the demos share: child processes, removing what a program
+    // created when a signal comes, MD5, params.txt, logging.
+    .target(name: "ProgramSupport", dependencies: ["SysVIPC"]),
+    // The tool's value parsers (keys, modes, sizes, durations): plain functions with typed
+    // errors, standard library only, so that they can be compiled alone (e.g. for libFuzzer).
+    .target(name: "CommandLineValues"),
     // A message channel in shared memory (ring + semaphore set), built on SysVIPC's public API.
     // CSysVIPCChannel: atomics on the segment's words and an allocation-free semop.
     .target(name: "CSysVIPCChannel", cSettings: [.define("_GNU_SOURCE")]),
@@ -36,15 +44,16 @@ let package = Package(
         "SysVIPC", "CSysVIPCChannel", .product(name: "SystemPackage", package: "swift-system"),
       ]
     ),
-    // The C implementation of the channel (c/sysvipc_channel.h) as a program: the tests' C peer.
+    // The channel's C implementation (sysvipc_channel.h, beside it) as a program: the tests' C peer.
     .executableTarget(name: "sysvipc-channel-c", path: "Sources/SysVIPCChannelC"),
     // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
-    // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).
+    // shares the demos' MD5, child process and cleanup on signals (ProgramSupport).
     .executableTarget(
       name: "sysvipc",
       dependencies: [
         "SysVIPC",
-        "DemoSupport",
+        "ProgramSupport",
+        "CommandLineValues",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -54,27 +63,27 @@ let package = Package(
       dependencies: ["SysVIPC", "SysVIPCChannel"]
     ),
     // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
-    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals),
-    // and serves the `sysvipc` tool's `demo` too.
-    .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
+    // `swift run <name>`. ProgramSupport (above) holds what they share with the tool.
     .executableTarget(
-      name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "sem_and_shm", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
     .executableTarget(
-      name: "message_queues", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "message_queues", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/message_queues", exclude: ["README.md", "params.txt"]),
     .executableTarget(
-      name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "buffer_protocol", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/buffer_protocol", exclude: ["README.md"]),
     .executableTarget(
-      name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "semaphore_context_manager", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
     .executableTarget(
-      name: "ftok_experiment", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "ftok_experiment", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
-      dependencies: ["SysVIPC", "SysVIPCChannel", "SysVIPCTestHelper", "sysvipc-channel-c"]
+      dependencies: [
+        "SysVIPC", "SysVIPCChannel", "SysVIPCTestHelper", "CommandLineValues", "sysvipc-channel-c",
+      ]
     ),
   ],
   swiftLanguageModes: [.v6]

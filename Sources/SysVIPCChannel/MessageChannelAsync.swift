@@ -4,6 +4,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -131,7 +133,7 @@ private func runOnThread(_ body: @escaping @Sendable () -> Void) {
   let rc = pthread_create(
     &thread, nil,
     { raw in
-      #if canImport(Glibc)
+      #if canImport(Glibc) || canImport(Musl)
         Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
       #else
         Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()

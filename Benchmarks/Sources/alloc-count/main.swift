@@ -7,6 +7,8 @@ import SysVIPCChannel
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 nonisolated(unsafe) var failures = 0

@@ -6,6 +6,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// The C implementation (Sources/SysVIPCChannelC, sysvipc_channel.h) run as a process: built by
