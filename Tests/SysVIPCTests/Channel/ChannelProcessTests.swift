@@ -275,8 +275,13 @@ struct ChannelProcessTests {
     let created = try await ChannelCPeer(["create", "5", "100"]).outcome()
     #expect(created.ok, "\(created.output)")
     let id = try #require(created.value("id").flatMap(Int32.init))
+    let semid = try #require(created.value("semid").flatMap(Int32.init))
+    // Both objects go, also when opening them fails.
+    defer {
+      try? SharedMemory.remove(id: id)
+      try? SemaphoreSet(id: semid).remove()
+    }
     let channel = try MessageChannel.open(id: id)
-    defer { try? channel.remove() }
     #expect(channel.capacity == 5 && channel.maxMessageSize == 100)
     try await channel.send([7, 7, 7], type: 9)
     #expect(try await channel.receive() == ([7, 7, 7], 9))
