@@ -136,14 +136,6 @@ public struct MessageQueue: IPCObject, Hashable {
   public func send(
     _ buffer: UnsafeRawBufferPointer, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) throws(IPCError) {
-    // The common call (a valid type, no timeout, a message within the limits): one msgsnd that
-    // does not wait; a full queue or any failure takes the general path, which sent nothing.
-    if type > 0, timeout == nil, buffer.count <= maxMessageSize,
-      buffer.count <= MessageQueueCall.systemMaxMessageSize ?? Int.max,
-      MessageQueueCall.sendAtOnce(id: id, buffer, type: CLong(truncatingIfNeeded: type))
-    {
-      return
-    }
     let kernelType = try MessageQueueCall.sendType(type)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgsnd")
     try MessageQueueCall.checkLength(buffer.count, maxMessageSize: maxMessageSize, id: id)
@@ -210,7 +202,7 @@ public struct MessageQueue: IPCObject, Hashable {
       try MessageQueueCall.checkLength(
         count, maxMessageSize: maxMessageSize, id: id, atLeast: count > limit)
       block.storeBytes(of: kernelType, toByteOffset: 0, as: CLong.self)
-      try MessageQueueCall.send(
+      try MessageQueueCall.sendOrThrow(
         id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
     }
   }
@@ -288,24 +280,13 @@ public struct MessageQueue: IPCObject, Hashable {
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, type: Int = 0,
     timeout: Duration? = nil, options: ReceiveOptions = []
   ) throws(IPCError) -> (count: Int, type: Int) {
-    // The common call: wait for a message of the requested type in place, move the text down
-    // over the type. Anything unusual (an error, a message that does not fit) goes the general
-    // way, which receives again: nothing was taken off the queue.
-    if block, timeout == nil, options.isEmpty, buffer.count > MessageQueueCall.headerSize,
-      let base = buffer.baseAddress
-    {
-      let count = csysvipc_msgrcv(
-        id, base, buffer.count - MessageQueueCall.headerSize, CLong(type), 0)
-      if count >= 0 {
-        let received = base.loadUnaligned(as: CLong.self)
-        if count > 0 { memmove(base, base + MessageQueueCall.headerSize, count) }
-        return (count, Int(received))
-      }
-    }
     let (kernelType, flags) = try MessageQueueCall.receiveArguments(type, options)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgrcv")
-    return try MessageQueueCall.receive(
-      id: id, into: buffer, type: kernelType, flags: flags, wait: wait)
+    guard
+      let received = try MessageQueueCall.receive(
+        id: id, into: buffer, type: kernelType, flags: flags, wait: wait)
+    else { throw IPCError.system(.noMessage, IPCOperation("msgrcv", .messageQueue, id: id)) }
+    return received
   }
 
   // MARK: Attributes

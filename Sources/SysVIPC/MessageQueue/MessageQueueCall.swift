@@ -8,7 +8,7 @@ import SystemPackage
 #endif
 
 /// The msgsnd / msgrcv path of ``MessageQueue``: argument checks, the kernel's message layout,
-/// one attempt that never waits (for the blocking, timed and async forms alike), and waiting.
+/// one msgsnd and one msgrcv routine for every form (blocking, timed and async), and waiting.
 ///
 /// The kernel reads and writes a message as one block: a C `long` type, then the text
 /// (`struct msgbuf`). Sending therefore copies the text once, into such a block; receiving
@@ -27,7 +27,7 @@ enum MessageQueueCall {
 
   /// The largest message block ``withScratch(byteCount:_:)`` serves without allocating: the kernel's
   /// layout of a message of Linux's default `msgmax` (8192 bytes), plus a header's worth for
-  /// the fallback of ``attemptReceive(id:into:type:flags:mayWait:)``.
+  /// the fallback of ``receive(id:into:type:flags:wait:ticket:)``.
   static let stackScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
 
   // MARK: Arguments
@@ -92,7 +92,8 @@ enum MessageQueueCall {
     case never
     /// As long as it takes, in the kernel.
     case forever
-    /// Until a deadline, by polling (the kernel has no timed msgsnd / msgrcv).
+    /// Until a deadline: in the kernel, ended by the wait signal then (the kernel has no
+    /// timed msgsnd or msgrcv).
     case until(Deadline, nanoseconds: Int64)
 
     init(block: Bool, timeout: Duration?, _ call: StaticString) throws(IPCError) {
@@ -109,63 +110,36 @@ enum MessageQueueCall {
     }
   }
 
-  /// The first poll interval; it doubles up to ``pollCap``.
-  static let pollStart: Int64 = 50_000
-  /// The longest poll interval (2 ms): the granularity of a timed send or receive.
-  static let pollCap: Int64 = 2_000_000
-
-  /// Waits as `wait` says for `attempt` to succeed: `attempt(true)` may wait in the kernel,
-  /// `attempt(false)` must not; `nil` means "not now".
+  /// Runs `call` (msgsnd or msgrcv, given its extra flags) as `wait` says: `.never` once with
+  /// `IPC_NOWAIT`; `.forever` blocking in the kernel; `.until` once without waiting, then
+  /// blocking until the deadline. `ticket` (an async wait's) ends a blocking call early.
   ///
-  /// - Parameters:
-  ///   - triedOnce: the caller already made one attempt that did not wait, and it failed.
-  ///   - wouldBlock: the errno of "not now", for the ``IPCError/Kind/busy`` error.
-  static func waiting<R>(
-    _ wait: Wait, _ op: IPCOperation, wouldBlock: Errno, triedOnce: Bool = false,
-    _ attempt: (_ mayWait: Bool) throws(IPCError) -> R?
+  /// `call` returns -1 with errno on failure; it turns "not now" (with `IPC_NOWAIT`) into a
+  /// result of its own, so that only real failures, a timeout or a cancellation throw.
+  @inline(__always)
+  static func waiting<R: FixedWidthInteger>(
+    _ wait: Wait, _ op: IPCOperation, ticket: WaitTicket?, wouldBlock: Errno,
+    _ call: (_ flags: Int32) -> R
   ) throws(IPCError) -> R {
     switch wait {
-    case .forever:
-      if let result = try attempt(true) { return result }
-      throw IPCError(.internal, "\(op.subject): returned without waiting")
     case .never:
-      if !triedOnce, let result = try attempt(false) { return result }
-      throw IPCError.system(wouldBlock, op)
-    case .until(let deadline, let nanoseconds):
-      if !triedOnce, let result = try attempt(false) { return result }
-      var step = pollStart
-      while true {
-        let remaining = deadline.remainingNanoseconds
-        if remaining == 0 { break }
-        sleepNanoseconds(min(step, remaining))
-        step = min(step * 2, pollCap)
-        if let result = try attempt(false) { return result }
+      return try retryingInterrupts(op) { _ in call(csysvipc_ipc_nowait()) }
+    case .forever:
+      return try waitInKernel(op, deadline: nil, ticket: ticket, wouldBlock: wouldBlock) { _ in
+        call(0)
       }
-      let seconds = Double(nanoseconds) / 1e9
-      throw IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: wouldBlock)
+    case .until(let deadline, let nanoseconds):
+      do {
+        return try waitInKernel(op, deadline: deadline, ticket: ticket, wouldBlock: wouldBlock) {
+          _ in call(0)
+        }
+      } catch where error.errno == wouldBlock && !error.isCancellation {
+        throw .timedOut(op, nanoseconds: nanoseconds, errno: wouldBlock)
+      }
     }
   }
 
   // MARK: Sending
-
-  /// One msgsnd of a message laid out for the kernel (`message`: the type, then `textCount`
-  /// bytes of text). Returns `false` when the queue had no room and `mayWait` is `false`.
-  @inline(__always)
-  static func attemptSend(
-    id: Int32, _ message: UnsafeRawPointer, textCount: Int, mayWait: Bool
-  ) throws(IPCError) -> Bool {
-    let flags: Int32 = mayWait ? 0 : csysvipc_ipc_nowait()
-    var full = false
-    _ = try retryingInterrupts(IPCOperation("msgsnd", .messageQueue, id: id)) { _ -> Int32 in
-      let rc = csysvipc_msgsnd(id, message, textCount, flags)
-      if rc == -1 && !mayWait && currentErrno == .resourceTemporarilyUnavailable {
-        full = true
-        return 0
-      }
-      return rc
-    }
-    return !full
-  }
 
   /// Refuses a message the queue can never hold: the kernel would let its sender wait forever.
   ///
@@ -186,41 +160,42 @@ enum MessageQueueCall {
     }
   }
 
-  /// Sends a message laid out for the kernel, waiting as `wait` says.
+  /// Sends a message laid out for the kernel (`message`: the type, then `textCount` bytes of
+  /// text), waiting as `wait` says: the one msgsnd of every send.
   ///
-  /// The first attempt never waits; only when the queue is full is its capacity read, so a
-  /// message that could never fit fails at once with ``IPCError/Kind/outOfRange`` instead of
-  /// waiting forever, and the usual send is one system call.
-  static func send(
-    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait
-  ) throws(IPCError) {
-    if try attemptSend(id: id, message, textCount: textCount, mayWait: false) { return }
-    try checkCapacity(id: id, textCount: textCount)
-    try waiting(
-      wait, IPCOperation("msgsnd", .messageQueue, id: id),
-      wouldBlock: .resourceTemporarilyUnavailable, triedOnce: true
-    ) { (mayWait) throws(IPCError) -> Void? in
-      try attemptSend(id: id, message, textCount: textCount, mayWait: mayWait) ? () : nil
-    }
-  }
-
-  /// The common send in one step: `text` laid out in a scratch block and one msgsnd that does
-  /// not wait. `false` on any failure (a full queue, an error, EINTR): the general path then
-  /// decides, having sent nothing.
+  /// The first attempt never waits, and is the whole of the usual send. Only when the queue is
+  /// full is its capacity read, so a message that could never fit fails at once with
+  /// ``IPCError/Kind/outOfRange`` instead of waiting forever.
+  ///
+  /// - Returns: `false` when the queue was full and `wait` is `.never`: nothing was sent (the
+  ///   async forms then wait off the cooperative pool); callers that do not wait throw then.
   @inline(__always)
-  static func sendAtOnce(id: Int32, _ text: UnsafeRawBufferPointer, type: CLong) -> Bool {
-    let count = text.count
-    let sent = try? withScratch(byteCount: headerSize + count) { (block) throws(IPCError) in
-      block.storeBytes(of: type, toByteOffset: 0, as: CLong.self)
-      if let source = text.baseAddress, count > 0 {
-        (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
+  @discardableResult
+  static func send(
+    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait, ticket: WaitTicket? = nil
+  ) throws(IPCError) -> Bool {
+    let op = IPCOperation("msgsnd", .messageQueue, id: id)
+    var full = false
+    func call(_ flags: Int32) -> Int32 {
+      let rc = csysvipc_msgsnd(id, message, textCount, flags)
+      if rc == -1 && flags != 0 && currentErrno == .resourceTemporarilyUnavailable {
+        full = true
+        return 0
       }
-      return csysvipc_msgsnd(id, block.baseAddress, count, csysvipc_ipc_nowait()) == 0
+      return rc
     }
-    return sent == true
+    _ = try waiting(.never, op, ticket: nil, wouldBlock: .resourceTemporarilyUnavailable, call)
+    guard full else { return true }
+    try checkCapacity(id: id, textCount: textCount)
+    if case .never = wait { return false }
+    full = false
+    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable, call)
+    return true
   }
 
-  /// Lays `text` out for the kernel in a scratch block and sends it: the one copy.
+  /// Lays `text` out for the kernel in a scratch block and sends it (the one copy), waiting as
+  /// `wait` says; a full queue with `.never` throws ``IPCError/Kind/busy``.
+  @inline(__always)
   static func send(
     id: Int32, _ text: UnsafeRawBufferPointer, type: CLong, wait: Wait
   ) throws(IPCError) {
@@ -230,13 +205,24 @@ enum MessageQueueCall {
       if let source = text.baseAddress, count > 0 {
         (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
       }
-      try send(id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
+      try sendOrThrow(id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
+    }
+  }
+
+  /// ``send(id:_:textCount:wait:ticket:)``, a full queue without waiting thrown as
+  /// ``IPCError/Kind/busy``.
+  @inline(__always)
+  static func sendOrThrow(
+    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait
+  ) throws(IPCError) {
+    if try !send(id: id, message, textCount: textCount, wait: wait) {
+      throw IPCError.system(.resourceTemporarilyUnavailable, IPCOperation("msgsnd", .messageQueue, id: id))
     }
   }
 
   // MARK: Receiving
 
-  /// What one msgrcv attempt found.
+  /// What one msgrcv found.
   enum Received {
     /// A message of this many bytes of text.
     case message(count: Int)
@@ -246,38 +232,46 @@ enum MessageQueueCall {
     case tooLong
   }
 
-  /// One msgrcv into `message` (the kernel layout: type, then up to `capacity` bytes of text).
+  /// Receives into `message` (the kernel layout: type, then up to `capacity` bytes of text),
+  /// waiting as `wait` says: the one msgrcv of every receive. `ticket` (an async wait's) ends
+  /// a blocking wait early.
   ///
-  /// "No message" and "too long" are results, not errors, so that trying again costs no
-  /// allocation.
+  /// "No message" (only with `.never`) and "too long" are results, not errors, so that the
+  /// callers' next step costs no allocation.
   @inline(__always)
-  static func attemptReceive(
+  static func receive(
     id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    mayWait: Bool
+    wait: Wait, ticket: WaitTicket? = nil
   ) throws(IPCError) -> Received {
-    let allFlags = flags | (mayWait ? 0 : csysvipc_ipc_nowait())
+    let op = IPCOperation("msgrcv", .messageQueue, id: id)
     var outcome = Received.none
-    _ = try retryingInterrupts(IPCOperation("msgrcv", .messageQueue, id: id)) {
-      _ -> CLong in
-      let rc = csysvipc_msgrcv(id, message, capacity, type, allFlags)
-      if rc == -1 {
-        // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
-        let error = currentErrno
-        if error == .noMessage && !mayWait { return 0 }
-        if error == .argListTooLong {
-          outcome = .tooLong
-          return 0
-        }
-        return -1
+    func call(_ extraFlags: Int32) -> CLong {
+      let rc = csysvipc_msgrcv(id, message, capacity, type, flags | extraFlags)
+      if rc >= 0 {
+        outcome = .message(count: Int(rc))
+        return rc
       }
-      outcome = .message(count: Int(rc))
-      return rc
+      // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
+      let error = currentErrno
+      if error == .argListTooLong {
+        outcome = .tooLong
+        return 0
+      }
+      if error == .noMessage && extraFlags != 0 { return 0 }
+      return -1
     }
+    if case .until = wait, ticket == nil {
+      // A message already there is taken without arming the deadline.
+      _ = try waiting(.never, op, ticket: nil, wouldBlock: .noMessage, call)
+      guard case .none = outcome else { return outcome }
+    }
+    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .noMessage, call)
     return outcome
   }
 
-  /// One msgrcv into a caller's buffer, without allocating: received in place (the type lands
-  /// in the buffer's first bytes, the text after them) and the text moved down over the type.
+  /// Receives into a caller's buffer, waiting as `wait` says, without allocating: received in
+  /// place (the type lands in the buffer's first bytes, the text after them) and the text moved
+  /// down over the type.
   ///
   /// A message longer than `buffer.count - headerSize` does not fit that way (`E2BIG`, and the
   /// kernel keeps it queued); it is then received into a scratch block of `buffer.count +
@@ -286,16 +280,16 @@ enum MessageQueueCall {
   /// MSG_NOERROR applies only to the second way, so a message is never cut to make room for
   /// the type.
   ///
-  /// - Returns: the text's length and the type, or `nil` when no message matched and
-  ///   `mayWait` is `false`.
-  static func attemptReceive(
-    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32,
-    mayWait: Bool
+  /// - Returns: the text's length and the type, or `nil` when no message matched and `wait` is
+  ///   `.never`.
+  static func receive(
+    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait,
+    ticket: WaitTicket? = nil
   ) throws(IPCError) -> (count: Int, type: Int)? {
     if buffer.count >= headerSize, let base = buffer.baseAddress {
-      let inPlace = try attemptReceive(
+      let inPlace = try receive(
         id: id, base, capacity: buffer.count - headerSize, type: type,
-        flags: flags & ~csysvipc_msg_noerror(), mayWait: mayWait)
+        flags: flags & ~csysvipc_msg_noerror(), wait: wait, ticket: ticket)
       switch inPlace {
       case .none: return nil
       case .message(let count):
@@ -309,9 +303,9 @@ enum MessageQueueCall {
     var receivedType = 0
     let received = try withScratch(byteCount: headerSize + capacity) {
       (block) throws(IPCError) -> Received in
-      let received = try attemptReceive(
-        id: id, block.baseAddress!, capacity: capacity, type: type, flags: flags,
-        mayWait: mayWait)
+      let received = try receive(
+        id: id, block.baseAddress!, capacity: capacity, type: type, flags: flags, wait: wait,
+        ticket: ticket)
       if case .message(let count) = received {
         if count > 0 {
           buffer.baseAddress!.copyMemory(from: block.baseAddress! + headerSize, byteCount: count)
@@ -327,13 +321,15 @@ enum MessageQueueCall {
     }
   }
 
-  /// Receives into `buffer`, waiting as `wait` says.
-  static func receive(
-    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait
-  ) throws(IPCError) -> (count: Int, type: Int) {
-    try waiting(wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage) {
-      (mayWait) throws(IPCError) in
-      try attemptReceive(id: id, into: buffer, type: type, flags: flags, mayWait: mayWait)
+  /// A receive's outcome as the text's length: "too long" thrown naming `room`, "no message"
+  /// (only without waiting) thrown as ``IPCError/Kind/busy``.
+  static func count(
+    _ received: Received, id: Int32, room: @autoclosure () -> String
+  ) throws(IPCError) -> Int {
+    switch received {
+    case .message(let count): return count
+    case .tooLong: throw tooLong(id: id, what: room())
+    case .none: throw IPCError.system(.noMessage, IPCOperation("msgrcv", .messageQueue, id: id))
     }
   }
 
@@ -347,41 +343,11 @@ enum MessageQueueCall {
     try withScratch(byteCount: headerSize + capacity) {
       (block) throws(IPCError) -> (message: [UInt8], type: Int) in
       let base = block.baseAddress!
-      let count = try receive(
-        id: id, into: base, capacity: capacity, type: type, flags: flags, wait: wait,
+      let count = try count(
+        receive(id: id, base, capacity: capacity, type: type, flags: flags, wait: wait), id: id,
         room: "maxMessageSize (\(maxMessageSize) bytes)")
       let message = [UInt8](UnsafeRawBufferPointer(start: base + headerSize, count: count))
       return (message, Int(base.load(as: CLong.self)))
-    }
-  }
-
-  /// Receives into a block in the kernel's layout (`message`: the type, then up to `capacity`
-  /// bytes of text), waiting as `wait` says; returns the text's length. A message longer than
-  /// `capacity` stays queued and throws, naming `room`.
-  static func receive(
-    id: Int32, into message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    wait: Wait, room: @autoclosure () -> String
-  ) throws(IPCError) -> Int {
-    try waiting(wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage) {
-      (mayWait) throws(IPCError) -> Int? in
-      try attemptReceive(
-        id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait,
-        room: room())
-    }
-  }
-
-  /// One msgrcv as ``attemptReceive(id:_:capacity:type:flags:mayWait:)``: the text's length,
-  /// `nil` for no message, and a message too long for `capacity` thrown (naming `room`).
-  static func attemptReceive(
-    id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    mayWait: Bool, room: @autoclosure () -> String
-  ) throws(IPCError) -> Int? {
-    switch try attemptReceive(
-      id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait)
-    {
-    case .none: return nil
-    case .message(let count): return count
-    case .tooLong: throw tooLong(id: id, what: room())
     }
   }
 
