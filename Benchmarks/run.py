@@ -79,6 +79,10 @@ def cases(pins, scale):
         split = pin != "same"
         out.append(("shm_counter", ["shm_counter", "--pin", pin, "--iterations", n(5_000 if split else 50_000)]))
     out.append(("stat", ["stat", "--pin", "none", "--iterations", n(100_000)]))
+    # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
+    # wake-up per ms, so ~0.35 s a run.
+    for pin in ["none"] + pins:
+        out.append(("mq_wake", ["mq_wake", "--api", "async", "--pin", pin, "--iterations", n(300)]))
     return out
 
 
@@ -116,6 +120,8 @@ def case_key(result):
 
 
 def target(key):
+    if key.startswith("scenario=mq_wake"):
+        return (1.20, "time")  # wake-up latency (issue 12)
     if key.startswith("scenario=mq_local"):
         return (1.10, "time")  # one op = send + receive: time per op, not the bandwidth
     if key.startswith("scenario=shm_write") or key.startswith("scenario=shm_read"):

@@ -37,13 +37,12 @@ import CSysVIPC
 /// ``IPCError/Kind/busy``) until a receiver makes room.
 ///
 /// ## Timeouts
-/// The kernel has no timed msgsnd or msgrcv. With a `timeout`, sending and receiving poll: they
-/// try without waiting (`IPC_NOWAIT`), then sleep in growing steps (50 µs, doubling to at most
-/// 2 ms) until the deadline on the monotonic clock. A message that arrives, or room that
-/// appears, is taken within about 2 ms, and the call gives up within about 2 ms (plus
-/// scheduling delay) after the timeout, with ``IPCError/Kind/busy``. Unlike a waiting
-/// `msgrcv`, a polling receiver does not queue in the kernel, so a process waiting without a
-/// timeout may get a message first.
+/// The kernel has no timed msgsnd or msgrcv. With a `timeout`, sending and receiving try once
+/// without waiting (`IPC_NOWAIT`), then wait in the kernel as an untimed call does, and at the
+/// deadline (on the monotonic clock) a signal ends the wait (``IPCSystem/waitSignal``; see
+/// <doc:Concurrency>). A message that arrives, or room that appears, is taken as soon as the
+/// scheduler runs the caller; the call gives up at the deadline with ``IPCError/Kind/busy``;
+/// the wait costs no CPU.
 ///
 /// ## Copies and allocation
 /// The kernel wants the type and the text in one block. Sending copies the text once, into
@@ -126,7 +125,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     ``IPCError/Kind/busy`` instead (`IPC_NOWAIT`).
   ///   - type: the message's type, > 0 (a C `long`).
   ///   - timeout: with `block`, the longest wait: `nil` waits as long as it takes, `.zero`
-  ///     never waits, a positive duration polls until then (see "Timeouts" above).
+  ///     never waits, a positive duration waits at most that long (see "Timeouts" above).
   /// - Throws: ``IPCError/Kind/invalidArgument`` for a type ≤ 0 or a negative timeout;
   ///   ``IPCError/Kind/outOfRange`` for a message over ``maxMessageSize``, over `msgmax`, or
   ///   over the queue's whole capacity (``maxSize``), at once and with nothing sent;
@@ -235,7 +234,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     (with ``ReceiveOptions/exceptType``, the first of any other type); `< 0` the first of
   ///     the lowest type ≤ `|type|`.
   ///   - timeout: with `block`, the longest wait: `nil` waits as long as it takes, `.zero`
-  ///     never waits, a positive duration polls until then (see "Timeouts" above).
+  ///     never waits, a positive duration waits at most that long (see "Timeouts" above).
   ///   - options: ``ReceiveOptions/truncate``, ``ReceiveOptions/exceptType``.
   /// - Returns: the message (at most ``maxMessageSize`` bytes) and its type.
   /// - Throws: ``IPCError/Kind/busy`` when no matching message came in time;
@@ -270,7 +269,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     ``receive(block:type:timeout:options:)-5tdpe``.
   ///   - type: which message: `0` the first, `> 0` the first of that type, `< 0` the first of the
   ///     lowest type ≤ `|type|`.
-  ///   - timeout: with `block`, the longest wait (polled); `nil` waits as long as it takes.
+  ///   - timeout: with `block`, the longest wait; `nil` waits as long as it takes.
   ///   - options: ``ReceiveOptions/truncate`` (`MSG_NOERROR`), ``ReceiveOptions/exceptType``
   ///     (`MSG_EXCEPT`).
   /// - Returns: the text's length and the message's type.
