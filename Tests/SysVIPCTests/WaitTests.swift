@@ -120,7 +120,9 @@ func anyThreadBlocked(_ pid: pid_t, in call: String) -> Bool {
 
 @Suite("Waits: in the kernel, ended by a signal (issue 12)", .tags(.reliability))
 struct WaitTests {
-  static let cases: [(WaitKind, String)] = WaitKind.allCases.flatMap { [($0, "sync"), ($0, "async")] }
+  static let cases: [(WaitKind, String)] = WaitKind.allCases.flatMap {
+    [($0, "sync"), ($0, "async")]
+  }
 
   /// A helper waiting in `kind`'s wait, once it is blocked in the kernel.
   func blockedHelper(
@@ -139,8 +141,7 @@ struct WaitTests {
   /// A timed wait ends at its deadline, "timed out", under a storm of SIGUSR1 (every 2 ms, with
   /// a handler, so that each one interrupts the wait), having changed nothing.
   @Test(.timingSensitive, arguments: cases)
-  func aTimedWaitEndsAtItsDeadlineThroughASignalStorm(kind: WaitKind, form: String) async throws
-  {
+  func aTimedWaitEndsAtItsDeadlineThroughASignalStorm(kind: WaitKind, form: String) async throws {
     let target = try WaitTarget(kind)
     defer { target.remove() }
     let helper = try await blockedHelper(target, form, options: ["--sigusr1"], timeout: 1)
@@ -207,8 +208,10 @@ struct WaitTests {
     let target = try WaitTarget(kind)
     defer { target.remove() }
     let outcome = try await HelperProcess.run(
-      ["wait-run", kind.rawValue, "sync", String(target.id), "--timeout", "0.3",
-       "--block-signals"])
+      [
+        "wait-run", kind.rawValue, "sync", String(target.id), "--timeout", "0.3",
+        "--block-signals",
+      ])
     #expect(outcome.errorKind == "busy", "\(outcome.output)")
     #expect(outcome.output.contains("timed out"), "\(outcome.output)")
     let seconds = try #require(Double(outcome.value("elapsed") ?? ""))
@@ -249,7 +252,8 @@ struct WaitTests {
     #expect(outcome.ok, "\(outcome.output)")
     for label in ["untimed", "timed"] {
       #expect(outcome.value("\(label).outcome") == "busy", "\(outcome.output)")
-      #expect(outcome.value("\(label).message")?.contains("would block") == true, "\(outcome.output)")
+      #expect(
+        outcome.value("\(label).message")?.contains("would block") == true, "\(outcome.output)")
       #expect(Int(outcome.value("\(label).wallMs") ?? "")! < 1000, "\(outcome.output)")
       #expect(Int(outcome.value("\(label).cpuMs") ?? "")! < 200, "\(outcome.output)")
     }

@@ -52,8 +52,9 @@ struct Options {
         guard let n = Int(value), n > 0 else { throw BenchFailure("bad --size \(value)") }
         size = n
       case "--api":
-        guard ["copy", "zerocopy", "alloc", "buffer", "async", "blocking", "pool", "poller"]
-          .contains(value)
+        guard
+          ["copy", "zerocopy", "alloc", "buffer", "async", "blocking", "pool", "poller"]
+            .contains(value)
         else {
           throw BenchFailure(
             "bad --api \(value) (copy|zerocopy|alloc|buffer|async|blocking|pool|poller)")

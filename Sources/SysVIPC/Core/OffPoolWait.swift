@@ -23,7 +23,8 @@ func waitOffPool<Value: Sendable>(
 ) async throws(IPCError) -> Value {
   let ticket = WaitTicket()
   let result: Result<Value, IPCError> = await withTaskCancellationHandler {
-    await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Value, IPCError>, Never>) in
+    await withUnsafeContinuation {
+      (continuation: UnsafeContinuation<Result<Value, IPCError>, Never>) in
       let started = WaitThreadPool.shared.run {
         continuation.resume(returning: Result { () throws(IPCError) in try wait(ticket) })
       }
@@ -31,7 +32,8 @@ func waitOffPool<Value: Sendable>(
         continuation.resume(
           returning: .failure(
             IPCError(
-              .system, "\(what): no thread to wait on (pthread_create failed: thread or memory "
+              .system,
+              "\(what): no thread to wait on (pthread_create failed: thread or memory "
                 + "limit reached)", errno: .resourceTemporarilyUnavailable)))
       }
     }

@@ -160,7 +160,7 @@ func waitInKernel<R: FixedWidthInteger>(
       }
       return call(remaining)
     }
-  } catch where error.errno == .canceled && ticket.isStopped {
+  } catch  where error.errno == .canceled && ticket.isStopped {
     throw .cancelled(op.subject)
   }
 }

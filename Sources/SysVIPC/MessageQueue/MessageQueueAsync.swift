@@ -95,7 +95,8 @@ extension MessageQueue {
     var received = try MessageQueueCall.receive(
       id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
       wait: .never)
-    if case .none = received, case .never = wait {} else if case .none = received {
+    if case .none = received, case .never = wait {
+    } else if case .none = received {
       received = try await waitOffPool(IPCOperation("msgrcv", .messageQueue, id: id).subject) {
         (ticket) throws(IPCError) in
         try MessageQueueCall.receive(

@@ -133,7 +133,7 @@ enum MessageQueueCall {
         return try waitInKernel(op, deadline: deadline, ticket: ticket, wouldBlock: wouldBlock) {
           _ in call(0)
         }
-      } catch where error.errno == wouldBlock && !error.isCancellation {
+      } catch  where error.errno == wouldBlock && !error.isCancellation {
         throw .timedOut(op, nanoseconds: nanoseconds, errno: wouldBlock)
       }
     }
@@ -216,7 +216,8 @@ enum MessageQueueCall {
     id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait
   ) throws(IPCError) {
     if try !send(id: id, message, textCount: textCount, wait: wait) {
-      throw IPCError.system(.resourceTemporarilyUnavailable, IPCOperation("msgsnd", .messageQueue, id: id))
+      throw IPCError.system(
+        .resourceTemporarilyUnavailable, IPCOperation("msgsnd", .messageQueue, id: id))
     }
   }
 

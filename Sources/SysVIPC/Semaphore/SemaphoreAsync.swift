@@ -27,7 +27,7 @@ extension SemaphoreCall {
         try perform(id: id, buffer, timeoutNanoseconds: 0, call: call)
       }
       return
-    } catch where error.kind == .busy && !neverWaits && timeoutNanoseconds != 0 {
+    } catch  where error.kind == .busy && !neverWaits && timeoutNanoseconds != 0 {
       // Must wait (or an IPC_NOWAIT operation refuses: the wait below says so at once).
     }
     let what = IPCOperation(call, .semaphore, id: id).subject

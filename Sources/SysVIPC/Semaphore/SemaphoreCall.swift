@@ -49,7 +49,9 @@ enum SemaphoreCall {
       for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
     }
     guard let timeout = timeoutNanoseconds, timeout > 0 else {
-      _ = try waitInKernel(op, deadline: nil, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable) {
+      _ = try waitInKernel(
+        op, deadline: nil, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable
+      ) {
         _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1)
       }
       return
