@@ -175,22 +175,29 @@ enum MessageQueueCall {
     id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait, ticket: WaitTicket? = nil
   ) throws(IPCError) -> Bool {
     let op = IPCOperation("msgsnd", .messageQueue, id: id)
-    var full = false
-    func call(_ flags: Int32) -> Int32 {
-      let rc = csysvipc_msgsnd(id, message, textCount, flags)
-      if rc == -1 && flags != 0 && currentErrno == .resourceTemporarilyUnavailable {
-        full = true
-        return 0
-      }
-      return rc
+    // "Full" comes back as a result (-2), not through a captured variable: a nested function
+    // that captures a variable costs a heap box per call.
+    let full: Int32 = -2
+    let first = try waiting(.never, op, ticket: nil, wouldBlock: .resourceTemporarilyUnavailable) {
+      msgsnd(id, message, textCount, flags: $0, full: full)
     }
-    _ = try waiting(.never, op, ticket: nil, wouldBlock: .resourceTemporarilyUnavailable, call)
-    guard full else { return true }
+    guard first == full else { return true }
     try checkCapacity(id: id, textCount: textCount)
     if case .never = wait { return false }
-    full = false
-    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable, call)
+    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable) {
+      msgsnd(id, message, textCount, flags: $0, full: full)
+    }
     return true
+  }
+
+  /// One msgsnd: its result, or `full` when the queue had no room for an `IPC_NOWAIT` send.
+  @inline(__always)
+  private static func msgsnd(
+    _ id: Int32, _ message: UnsafeRawPointer, _ textCount: Int, flags: Int32, full: Int32
+  ) -> Int32 {
+    let rc = csysvipc_msgsnd(id, message, textCount, flags)
+    if rc == -1 && flags != 0 && currentErrno == .resourceTemporarilyUnavailable { return full }
+    return rc
   }
 
   /// Lays `text` out for the kernel in a scratch block and sends it (the one copy), waiting as
@@ -245,29 +252,44 @@ enum MessageQueueCall {
     wait: Wait, ticket: WaitTicket? = nil
   ) throws(IPCError) -> Received {
     let op = IPCOperation("msgrcv", .messageQueue, id: id)
-    var outcome = Received.none
-    func call(_ extraFlags: Int32) -> CLong {
-      let rc = csysvipc_msgrcv(id, message, capacity, type, flags | extraFlags)
-      if rc >= 0 {
-        outcome = .message(count: Int(rc))
-        return rc
-      }
-      // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
-      let error = currentErrno
-      if error == .argListTooLong {
-        outcome = .tooLong
-        return 0
-      }
-      if error == .noMessage && extraFlags != 0 { return 0 }
-      return -1
-    }
     if case .until = wait, ticket == nil {
       // A message already there is taken without arming the deadline.
-      _ = try waiting(.never, op, ticket: nil, wouldBlock: .noMessage, call)
-      guard case .none = outcome else { return outcome }
+      let received = try waiting(.never, op, ticket: nil, wouldBlock: .noMessage) {
+        msgrcv(id, message, capacity, type, flags | $0, nowait: $0 != 0)
+      }
+      if received != noMessage { return outcome(received) }
     }
-    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .noMessage, call)
-    return outcome
+    return outcome(
+      try waiting(wait, op, ticket: ticket, wouldBlock: .noMessage) {
+        msgrcv(id, message, capacity, type, flags | $0, nowait: $0 != 0)
+      })
+  }
+
+  // One msgrcv's outcomes beyond a length and -1 (results, not captured variables: a nested
+  // function that captures a variable costs a heap box per call).
+  private static var tooLongMessage: CLong { -2 }
+  private static var noMessage: CLong { -3 }
+
+  /// One msgrcv: the text's length, ``tooLongMessage`` (E2BIG), ``noMessage`` (ENOMSG with
+  /// `IPC_NOWAIT`), or -1 with errno.
+  @inline(__always)
+  private static func msgrcv(
+    _ id: Int32, _ message: UnsafeMutableRawPointer, _ capacity: Int, _ type: CLong,
+    _ flags: Int32, nowait: Bool
+  ) -> CLong {
+    let rc = csysvipc_msgrcv(id, message, capacity, type, flags)
+    if rc >= 0 { return rc }
+    // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
+    let error = currentErrno
+    if error == .argListTooLong { return tooLongMessage }
+    if error == .noMessage && nowait { return noMessage }
+    return -1
+  }
+
+  @inline(__always)
+  private static func outcome(_ rc: CLong) -> Received {
+    if rc >= 0 { return .message(count: Int(rc)) }
+    return rc == tooLongMessage ? .tooLong : .none
   }
 
   /// Receives into a caller's buffer, waiting as `wait` says, without allocating: received in
