@@ -15,9 +15,6 @@ import SysVIPC
 ///     Prints waiting=yes, then the result (a received message as message=…)
 /// wait-apply-nonblocking SET_ID   async apply of [0 += 1, 1 -= 1 nonBlocking] with semaphore 1
 ///     at 0, without and with a 2 s timeout: prints each error, wall and CPU milliseconds
-/// wait-no-thread SEM_ID           an async acquire when no thread can be started (RLIMIT_AS):
-///     prints the error and whether another task ran meanwhile; then, the limit restored, an
-///     acquire that works
 /// wait-idle N WAIT SECONDS SEM_ID QUEUE_ID   N async waiters (WAIT: acquire, receive or mixed)
 ///     on semaphore SEM_ID and queue QUEUE_ID (receiver i waits for type i + 1); prints the
 ///     process's CPU milliseconds over SECONDS once they all wait, the threads, then cancels them
@@ -68,8 +65,6 @@ func waitCommand(_ command: String, _ args: inout Arguments) throws {
       report("\(label).cpuMs", String(Int((cpuSeconds() - cpu) * 1000)))
     }
     report("values", try set.values().map(String.init).joined(separator: ","))
-  case "wait-no-thread":
-    try waitWithoutThreads(try Semaphore(id: args.int32("id")))
   case "wait-idle":
     try idleWaiters(
       count: Int(args.next("count")) ?? 1, wait: args.next("wait"),
@@ -181,63 +176,6 @@ func threadCount() -> Int {
     if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
   }
   return count
-}
-
-private func waitWithoutThreads(_ semaphore: SysVIPC.Semaphore) throws {
-  // Start the cooperative pool's threads first: they are not what this is about.
-  try runBlocking { () async throws(IPCError) in
-    await withTaskGroup(of: Void.self) { group in
-      for _ in 0..<4 { group.addTask { usleep(10_000) } }
-    }
-  }
-  var old = rlimit()
-  getrlimit(Int32(RLIMIT_AS.rawValue), &old)
-  // The address space in use, plus less than a thread's stack.
-  let inUse = virtualMemoryBytes()
-  var low = old
-  low.rlim_cur = rlim_t(inUse + 64 * 1024)
-  let ranMeanwhile = SharedAtomic<Bool>(false)
-  let wall = monotonicSeconds()
-  setrlimit(Int32(RLIMIT_AS.rawValue), &low)
-  var outcome = "completed"
-  do {
-    try runBlocking { () async throws(IPCError) in
-      async let other: Void = { ranMeanwhile.atomic.store(true, ordering: .relaxed) }()
-      try await semaphore.acquire()
-      await other
-    }
-  } catch {
-    outcome = "\(error.kind) errno=\(error.errno?.rawValue ?? 0) message=\(error.message)"
-  }
-  setrlimit(Int32(RLIMIT_AS.rawValue), &old)
-  report("noThread", outcome)
-  report("noThreadMs", String(Int((monotonicSeconds() - wall) * 1000)))
-  report("ranMeanwhile", String(ranMeanwhile.atomic.load(ordering: .relaxed)))
-  // With the limit restored, the same wait works.
-  try runBlocking { () async throws(IPCError) in
-    async let released: Void = {
-      while (try? semaphore.waitingForNonzero) ?? 0 < 1 { usleep(1000) }
-      try? semaphore.release()
-    }()
-    try await semaphore.acquire()
-    await released
-  }
-  report("afterwards", "acquired")
-}
-
-/// VmSize from /proc/self/status, in bytes.
-private func virtualMemoryBytes() -> Int {
-  guard let file = fopen("/proc/self/status", "r") else { return 0 }
-  defer { fclose(file) }
-  var line = [CChar](repeating: 0, count: 256)
-  while fgets(&line, 256, file) != nil {
-    let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    if text.hasPrefix("VmSize:") {
-      let digits = text.split(separator: " ").compactMap { Int($0) }
-      return (digits.first ?? 0) * 1024
-    }
-  }
-  return 0
 }
 
 private func idleWaiters(

@@ -149,15 +149,19 @@ func waitInKernel<R: FixedWidthInteger>(
   }
   defer { WaitTimer.shared.detach(ticket) }
   do {
+    // The first call is made even when the deadline has passed (a tiny timeout still tries
+    // once); after an interruption, the deadline ends the wait.
+    var calledOnce = false
     return try retryingInterrupts(op, deadline: deadline) { remaining in
       if ticket.isStopped {
         errno = ECANCELED
         return -1
       }
-      if deadline != nil && remaining == 0 {
+      if calledOnce && deadline != nil && remaining == 0 {
         errno = wouldBlock.rawValue
         return -1
       }
+      calledOnce = true
       return call(remaining)
     }
   } catch  where error.errno == .canceled && ticket.isStopped {
@@ -191,6 +195,9 @@ final class WaitThreadPool: @unchecked Sendable {
   /// Runs `job` on a pool thread (an idle one, else a new one). Returns `false` when no thread
   /// could be started (`pthread_create` failed): the job did not run.
   func run(_ job: @escaping @Sendable () -> Void) -> Bool {
+    #if DEBUG
+      if WaitFaults.refuseThreads { return false }
+    #endif
     lock.lock()
     if let worker = idle.popLast() {
       worker.job = job
@@ -229,6 +236,15 @@ final class WaitThreadPool: @unchecked Sendable {
     }
   }
 }
+
+#if DEBUG
+  /// Faults a test can inject (debug builds only): a thread limit that `pthread_create` would
+  /// meet, for the waits of the task that sets it.
+  enum WaitFaults {
+    /// The pool starts no thread, as when `pthread_create` fails.
+    @TaskLocal static var refuseThreads = false
+  }
+#endif
 
 /// Starts a detached thread running `body`; `false` when `pthread_create` failed.
 func startThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
