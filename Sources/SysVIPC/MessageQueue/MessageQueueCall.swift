@@ -96,7 +96,12 @@ enum MessageQueueCall {
     /// timed msgsnd or msgrcv).
     case until(Deadline, nanoseconds: Int64)
 
+    @inline(__always)
     init(block: Bool, timeout: Duration?, _ call: StaticString) throws(IPCError) {
+      if timeout == nil {  // the common call, without converting anything
+        self = block ? .forever : .never
+        return
+      }
       let nanoseconds = try timeoutNanoseconds(timeout, call)
       guard block, nanoseconds != 0 else {
         self = .never
@@ -125,6 +130,7 @@ enum MessageQueueCall {
     case .never:
       return try retryingInterrupts(op) { _ in call(csysvipc_ipc_nowait()) }
     case .forever:
+      guard let ticket else { return try retryingInterrupts(op) { _ in call(0) } }
       return try waitInKernel(op, deadline: nil, ticket: ticket, wouldBlock: wouldBlock) { _ in
         call(0)
       }
@@ -305,14 +311,17 @@ enum MessageQueueCall {
   ///
   /// - Returns: the text's length and the type, or `nil` when no message matched and `wait` is
   ///   `.never`.
+  @inline(__always)
   static func receive(
     id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait,
     ticket: WaitTicket? = nil
   ) throws(IPCError) -> (count: Int, type: Int)? {
     if buffer.count >= headerSize, let base = buffer.baseAddress {
+      // MSG_NOERROR never applies in place (the usual flags are none: no call for the constant).
+      let inPlaceFlags = flags == 0 ? 0 : flags & ~csysvipc_msg_noerror()
       let inPlace = try receive(
-        id: id, base, capacity: buffer.count - headerSize, type: type,
-        flags: flags & ~csysvipc_msg_noerror(), wait: wait, ticket: ticket)
+        id: id, base, capacity: buffer.count - headerSize, type: type, flags: inPlaceFlags,
+        wait: wait, ticket: ticket)
       switch inPlace {
       case .none: return nil
       case .message(let count):
@@ -322,6 +331,17 @@ enum MessageQueueCall {
       case .tooLong: break  // longer than the room after the type, perhaps not than the buffer
       }
     }
+    return try receiveThroughScratch(
+      id: id, into: buffer, type: type, flags: flags, wait: wait, ticket: ticket)
+  }
+
+  /// The second way of ``receive(id:into:type:flags:wait:ticket:)``: into a scratch block of
+  /// `buffer.count + headerSize` bytes, then copied.
+  @inline(never)
+  private static func receiveThroughScratch(
+    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait,
+    ticket: WaitTicket?
+  ) throws(IPCError) -> (count: Int, type: Int)? {
     let capacity = buffer.count
     var receivedType = 0
     let received = try withScratch(byteCount: headerSize + capacity) {
