@@ -80,9 +80,10 @@ def cases(pins, scale):
         out.append(("shm_counter", ["shm_counter", "--pin", pin, "--iterations", n(5_000 if split else 50_000)]))
     out.append(("stat", ["stat", "--pin", "none", "--iterations", n(100_000)]))
     # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
-    # wake-up per ms, so ~0.35 s a run.
-    for pin in ["none"] + pins:
-        out.append(("mq_wake", ["mq_wake", "--api", "async", "--pin", pin, "--iterations", n(300)]))
+    # wake-up per ms, so ~0.35 s a run. --api blocking: the blocking receive, against the same C.
+    for api in ["async", "blocking"]:
+        for pin in ["none"] + pins:
+            out.append(("mq_wake", ["mq_wake", "--api", api, "--pin", pin, "--iterations", n(300)]))
     return out
 
 
