@@ -3,6 +3,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -162,7 +164,11 @@ struct UnsafeSendable<T>: @unchecked Sendable {
 /// User + system CPU time of this process (getrusage), in seconds.
 func cpuSeconds() -> Double {
   var usage = rusage()
-  getrusage(RUSAGE_SELF.rawValue, &usage)
+  #if canImport(Glibc)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+  #else
+    getrusage(RUSAGE_SELF, &usage)
+  #endif
   func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
   return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
@@ -251,6 +257,8 @@ private func signalConfiguration() {
   sigaction(SIGUSR2, nil, &action)
   #if canImport(Glibc)
     let handled = unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) > 1
+  #elseif canImport(Musl)
+    let handled = unsafeBitCast(action.__sa_handler.sa_handler, to: Int.self) > 1
   #else
     let handled = unsafeBitCast(action.__sigaction_u.__sa_handler, to: Int.self) > 1
   #endif

@@ -10,6 +10,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -40,6 +42,8 @@ do {
     try waitCommand(command, &args)
   } else if command.hasPrefix("sys-") {
     try systemCommand(command, &args)
+  } else if command.hasPrefix("stale-") {
+    try staleCommand(command, &args)
   } else {
     try otherCommand(command, &args)
   }

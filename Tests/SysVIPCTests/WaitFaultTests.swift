@@ -3,7 +3,14 @@ import Testing
 
 @testable import SysVIPC
 
-/// Faults the kernel does not produce on demand, injected in debug builds (issue 12).
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// Faults the system does not produce on demand, injected in debug builds (issue 12; the
+/// `FaultPlan` of Core/FaultInjection.swift).
 @Suite("Waits: faults")
 struct WaitFaultTests {
   /// Defect 2: when no thread can be started (`pthread_create` fails at a thread or memory
@@ -23,7 +30,9 @@ struct WaitFaultTests {
       ),
     ]
     for (name, wait) in waits {
-      await WaitFaults.$refuseThreads.withValue(true) {
+      // The plan is the task's: the pool's pthread_create fails for this task's waits only.
+      let plan = FaultPlan(.init(.pthreadCreate, errno: EAGAIN, times: 100))
+      await FaultPlan.$current.withValue(plan) {
         do throws(IPCError) {
           try await wait()
           Issue.record("\(name) completed without a thread")

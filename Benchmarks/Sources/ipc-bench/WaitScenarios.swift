@@ -7,6 +7,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Runs `body` in a task and blocks this thread on a POSIX semaphore until it ends (no polling).
@@ -35,7 +37,11 @@ struct SendablePointer<T>: @unchecked Sendable {
 /// `getrusage` reports them).
 func processCPUNanoseconds() -> Int64 {
   var usage = rusage()
-  getrusage(RUSAGE_SELF.rawValue, &usage)
+  #if canImport(Glibc)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+  #else
+    getrusage(RUSAGE_SELF, &usage)
+  #endif
   func ns(_ t: timeval) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_usec) * 1000 }
   return ns(usage.ru_utime) + ns(usage.ru_stime)
 }

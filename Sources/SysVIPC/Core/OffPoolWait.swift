@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -41,21 +43,4 @@ func waitOffPool<Value: Sendable>(
     ticket.stop()
   }
   return try result.get()
-}
-
-extension IPCError {
-  /// The error of an async wait whose task was cancelled: kind ``Kind/busy`` (the wait did not
-  /// complete and changed nothing) with `errno` `ECANCELED`; see ``isCancellation``.
-  static func cancelled(_ what: String) -> IPCError {
-    IPCError(.busy, "\(what): cancelled", errno: .canceled)
-  }
-
-  /// The error of a wait whose timeout expired: kind ``Kind/busy``, "timed out after N s".
-  static func timedOut(_ op: IPCOperation, nanoseconds: Int64, errno: Errno?) -> IPCError {
-    IPCError(.busy, "\(op.subject): timed out after \(Double(nanoseconds) / 1e9) s", errno: errno)
-  }
-
-  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
-  /// than a failure of the operation.
-  public var isCancellation: Bool { kind == .busy && errno == .canceled }
 }

@@ -2,6 +2,8 @@ import Synchronization
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -37,17 +39,9 @@ enum WaitSignal {
       let installed = installedNumber.load(ordering: .acquiring)
       if installed != 0 { return installed }
       let number = configured ?? defaultSignal()
-      var action = sigaction()
-      #if canImport(Glibc)
-        action.__sigaction_handler.sa_handler = { _ in }
-      #else
-        action.__sigaction_u.__sa_handler = { _ in }
-      #endif
-      sigemptyset(&action.sa_mask)
       // SA_RESTART: a late signal that finds its thread in another call (read, write…) resumes
       // it; System V waits are never restarted, which is what ends them.
-      action.sa_flags = Int32(SA_RESTART)
-      sigaction(number, &action, nil)
+      _ = system_signalAction(number, install: { _ in }, flags: Int32(SA_RESTART))
       installedNumber.store(number, ordering: .releasing)
       return number
     }
@@ -62,10 +56,8 @@ enum WaitSignal {
       let lowest = __libc_current_sigrtmin()
       var candidate = __libc_current_sigrtmax()
       while candidate > lowest {
-        var existing = sigaction()
-        if sigaction(candidate, nil, &existing) == 0 && handlerIsDefault(existing) {
-          return candidate
-        }
+        let current = system_signalAction(candidate, install: nil, flags: 0)
+        if current.ok && current.isDefault { return candidate }
         candidate -= 1
       }
       return __libc_current_sigrtmax()
@@ -73,13 +65,6 @@ enum WaitSignal {
       return SIGURG
     #endif
   }
-
-  #if os(Linux)
-    private static func handlerIsDefault(_ action: sigaction) -> Bool {
-      // SIG_DFL is the null handler.
-      unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == 0
-    }
-  #endif
 
   /// Sets the signal before the first wait (``IPCSystem/setWaitSignal(_:)``).
   static func configure(_ number: Int32) throws(IPCError) {
@@ -116,7 +101,7 @@ enum WaitSignal {
     var set = sigset_t()
     sigfillset(&set)
     sigdelset(&set, number)
-    pthread_sigmask(SIG_SETMASK, &set, nil)
+    system_threadSignalMask(SIG_SETMASK, &set, nil)
   }
 
   /// For a caller's thread about to wait: unblocks the signal; returns whether it was blocked
@@ -126,7 +111,7 @@ enum WaitSignal {
     var old = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, number)
-    pthread_sigmask(SIG_UNBLOCK, &set, &old)
+    system_threadSignalMask(SIG_UNBLOCK, &set, &old)
     return sigismember(&old, number) == 1
   }
 
@@ -135,7 +120,7 @@ enum WaitSignal {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, number)
-    pthread_sigmask(SIG_BLOCK, &set, nil)
+    system_threadSignalMask(SIG_BLOCK, &set, nil)
   }
 }
 

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -14,7 +16,7 @@ import SystemPackage
 
 /// Nanoseconds on the monotonic clock (the clock of ``Deadline``).
 @inline(__always)
-private func monotonicNow() -> Int64 { Deadline(afterNanoseconds: 0).uptimeNanoseconds }
+private func monotonicNow() -> Int64 { system_monotonicNanoseconds() }
 
 // MARK: Ending a wait early
 
@@ -76,7 +78,7 @@ final class WaitTimer: @unchecked Sendable {
   fileprivate func interrupt(_ ticket: WaitTicket) {
     lock.withLock {
       guard let thread = ticket.thread else { return }
-      pthread_kill(thread, WaitSignal.number)
+      system_threadKill(thread, WaitSignal.number)
       _ = schedule(ticket, at: monotonicNow() + ticket.resendDelay)
     }
   }
@@ -99,14 +101,14 @@ final class WaitTimer: @unchecked Sendable {
   private func run() {
     var all = sigset_t()
     sigfillset(&all)
-    pthread_sigmask(SIG_SETMASK, &all, nil)
+    system_threadSignalMask(SIG_SETMASK, &all, nil)
     lock.lock()
     while true {
       let now = monotonicNow()
       var next = Int64.max
       for ticket in alarms.values {
         if ticket.alarm <= now, let thread = ticket.thread {
-          pthread_kill(thread, WaitSignal.number)
+          system_threadKill(thread, WaitSignal.number)
           ticket.alarm = now + ticket.resendDelay
           ticket.resendDelay = min(ticket.resendDelay * 2, 16_000_000)
         }
@@ -195,11 +197,14 @@ final class WaitThreadPool: @unchecked Sendable {
   /// Runs `job` on a pool thread (an idle one, else a new one). Returns `false` when no thread
   /// could be started (`pthread_create` failed): the job did not run.
   func run(_ job: @escaping @Sendable () -> Void) -> Bool {
-    #if DEBUG
-      if WaitFaults.refuseThreads { return false }
+    var reuse = true
+    #if ENABLE_MOCKING
+      // Under a test's fault plan every wait asks for a new thread, so that pthread_create can
+      // be made to fail whatever the pool holds.
+      reuse = FaultPlan.current == nil
     #endif
     lock.lock()
-    if let worker = idle.popLast() {
+    if reuse, let worker = idle.popLast() {
       worker.job = job
       worker.wake.signal()
       lock.unlock()
@@ -237,48 +242,9 @@ final class WaitThreadPool: @unchecked Sendable {
   }
 }
 
-#if DEBUG
-  /// Faults a test can inject (debug builds only): a thread limit that `pthread_create` would
-  /// meet, for the waits of the task that sets it.
-  enum WaitFaults {
-    /// The pool starts no thread, as when `pthread_create` fails.
-    @TaskLocal static var refuseThreads = false
-  }
-#endif
-
 /// Starts a detached thread running `body`; `false` when `pthread_create` failed.
 func startThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
-  final class Box: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-  }
-  let box = Unmanaged.passRetained(Box(body)).toOpaque()
-  var attributes = pthread_attr_t()
-  pthread_attr_init(&attributes)
-  defer { pthread_attr_destroy(&attributes) }
-  pthread_attr_setstacksize(&attributes, stackSize)
-  pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-  #if canImport(Glibc)
-    var thread = pthread_t()
-  #else
-    var thread: pthread_t? = nil
-  #endif
-  let rc = pthread_create(
-    &thread, &attributes,
-    { raw in
-      #if canImport(Glibc)
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-      #else
-        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-      #endif
-      box.body()
-      return nil
-    }, box)
-  if rc != 0 {
-    Unmanaged<Box>.fromOpaque(box).release()
-    return false
-  }
-  return true
+  system_threadCreate(stackSize: stackSize, body) == 0
 }
 
 // MARK: Locks

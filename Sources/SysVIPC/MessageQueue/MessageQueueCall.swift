@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -15,20 +17,19 @@ import SystemPackage
 /// lands in one and copies out at most once.
 enum MessageQueueCall {
   /// The bytes before the text in the kernel's layout: `sizeof(long)`.
-  static let headerSize = Int(csysvipc_msg_header_size())
+  static let headerSize = MemoryLayout<CLong>.size
 
   /// The kernel's largest message (`msgmax`, from `IPC_INFO` or sysctl), read once per process;
   /// `nil` where it cannot be read.
   static let systemMaxMessageSize: Int? = {
-    var limits = csysvipc_limits()
-    guard csysvipc_limits_read(&limits) == 0, limits.msgmax > 0 else { return nil }
+    guard let limits = systemLimits(), limits.msgmax > 0 else { return nil }
     return Int(limits.msgmax)
   }()
 
   /// The largest message block ``withScratch(byteCount:_:)`` serves without allocating: the kernel's
   /// layout of a message of Linux's default `msgmax` (8192 bytes), plus a header's worth for
   /// the fallback of ``receive(id:into:type:flags:wait:ticket:)``.
-  static let stackScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
+  static let stackScratchBytes = systemScratchBytes
 
   // MARK: Arguments
 
@@ -50,16 +51,16 @@ enum MessageQueueCall {
       throw .invalid("msgrcv: message type \(type) does not fit a C long")
     }
     var flags: Int32 = 0
-    if options.contains(.truncate) { flags |= csysvipc_msg_noerror() }
+    if options.contains(.truncate) { flags |= MSG_NOERROR }
     if options.contains(.exceptType) {
-      guard csysvipc_msg_except() != 0 else {
+      guard systemMessageExcept != 0 else {
         throw .invalid("msgrcv: .exceptType (MSG_EXCEPT) is not supported on this platform")
       }
       // The kernel ignores MSG_EXCEPT for type 0 and negative types: refuse instead.
       guard type > 0 else {
         throw .invalid("msgrcv: .exceptType needs a type > 0, not \(type)")
       }
-      flags |= csysvipc_msg_except()
+      flags |= systemMessageExcept
     }
     return (value, flags)
   }
@@ -128,7 +129,7 @@ enum MessageQueueCall {
   ) throws(IPCError) -> R {
     switch wait {
     case .never:
-      return try retryingInterrupts(op) { _ in call(csysvipc_ipc_nowait()) }
+      return try retryingInterrupts(op) { _ in call(IPC_NOWAIT) }
     case .forever:
       guard let ticket else { return try retryingInterrupts(op) { _ in call(0) } }
       return try waitInKernel(op, deadline: nil, ticket: ticket, wouldBlock: wouldBlock) { _ in
@@ -201,7 +202,7 @@ enum MessageQueueCall {
   private static func msgsnd(
     _ id: Int32, _ message: UnsafeRawPointer, _ textCount: Int, flags: Int32, full: Int32
   ) -> Int32 {
-    let rc = csysvipc_msgsnd(id, message, textCount, flags)
+    let rc = system_msgsnd(id, message, textCount, flags)
     if rc == -1 && flags != 0 && currentErrno == .resourceTemporarilyUnavailable { return full }
     return rc
   }
@@ -283,7 +284,7 @@ enum MessageQueueCall {
     _ id: Int32, _ message: UnsafeMutableRawPointer, _ capacity: Int, _ type: CLong,
     _ flags: Int32, nowait: Bool
   ) -> CLong {
-    let rc = csysvipc_msgrcv(id, message, capacity, type, flags)
+    let rc = system_msgrcv(id, message, capacity, type, flags)
     if rc >= 0 { return rc }
     // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
     let error = currentErrno
@@ -318,7 +319,7 @@ enum MessageQueueCall {
   ) throws(IPCError) -> (count: Int, type: Int)? {
     if buffer.count >= headerSize, let base = buffer.baseAddress {
       // MSG_NOERROR never applies in place (the usual flags are none: no call for the constant).
-      let inPlaceFlags = flags == 0 ? 0 : flags & ~csysvipc_msg_noerror()
+      let inPlaceFlags = flags == 0 ? 0 : flags & ~MSG_NOERROR
       let inPlace = try receive(
         id: id, base, capacity: buffer.count - headerSize, type: type, flags: inPlaceFlags,
         wait: wait, ticket: ticket)
@@ -359,7 +360,7 @@ enum MessageQueueCall {
     }
     switch received {
     case .none: return nil
-    case .tooLong: throw tooLong(id: id, what: "the \(capacity)-byte buffer")
+    case .tooLong: throw .tooLong(id: id, what: "the \(capacity)-byte buffer")
     case .message(let count): return (count, receivedType)
     }
   }
@@ -371,7 +372,7 @@ enum MessageQueueCall {
   ) throws(IPCError) -> Int {
     switch received {
     case .message(let count): return count
-    case .tooLong: throw tooLong(id: id, what: room())
+    case .tooLong: throw .tooLong(id: id, what: room())
     case .none: throw IPCError.system(.noMessage, IPCOperation("msgrcv", .messageQueue, id: id))
     }
   }
@@ -394,16 +395,6 @@ enum MessageQueueCall {
     }
   }
 
-  /// E2BIG from msgrcv, explained: the kernel left the message queued.
-  static func tooLong(id: Int32, what: String) -> IPCError {
-    let error = IPCError.system(.argListTooLong, IPCOperation("msgrcv", .messageQueue, id: id))
-    return IPCError(
-      error.kind,
-      "msgrcv on message queue \(id): the message is longer than \(what); it stays queued "
-        + "(receive it into a larger buffer, or pass .truncate to cut it)",
-      errno: error.errno)
-  }
-
   // MARK: Scratch memory
 
   /// Runs `body` with a block of `byteCount` uninitialised bytes aligned for a C `long`: on
@@ -418,10 +409,10 @@ enum MessageQueueCall {
       return try withUnsafeTemporaryAllocation(
         byteCount: byteCount, alignment: MemoryLayout<CLong>.alignment, body)
     }
-    guard let block = csysvipc_scratch_acquire(byteCount) else {
+    guard let block = system_scratchAcquire(byteCount) else {
       throw IPCError(.system, "msgsnd/msgrcv: no memory for a \(byteCount)-byte message block")
     }
-    defer { csysvipc_scratch_release(block) }
+    defer { system_scratchRelease(block) }
     return try body(UnsafeMutableRawBufferPointer(start: block, count: byteCount))
   }
 

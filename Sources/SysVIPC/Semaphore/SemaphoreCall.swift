@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -52,18 +54,18 @@ enum SemaphoreCall {
       _ = try waitInKernel(
         op, deadline: nil, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable
       ) {
-        _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1)
+        _ in system_semop(id, ops)
       }
       return
     }
     let deadline = Deadline(afterNanoseconds: timeout)
-    let inKernel = csysvipc_has_semtimedop() != 0
+    let inKernel = systemHasSemtimedop
     do {
       _ = try waitInKernel(
         op, deadline: deadline, deadlineInKernel: inKernel, ticket: ticket,
         wouldBlock: .resourceTemporarilyUnavailable
       ) { remaining in
-        csysvipc_semop(id, ops.baseAddress, ops.count, inKernel ? remaining : -1)
+        inKernel ? system_semtimedop(id, ops, remaining) : system_semop(id, ops)
       }
     } catch let error
       where error.kind == .busy && !error.isCancellation
@@ -84,8 +86,7 @@ enum SemaphoreCall {
 
   /// The kernel's largest semaphore value (`SEMVMX`), read once.
   static let maxValue: Int = {
-    var limits = csysvipc_limits()
-    if csysvipc_limits_read(&limits) == 0, limits.semvmx > 0 { return Int(limits.semvmx) }
+    if let limits = systemLimits(), limits.semvmx > 0 { return Int(limits.semvmx) }
     return 32767
   }()
 
