@@ -55,6 +55,11 @@ int csysvipc_semtimedop(int id, csysvipc_sembuf *ops, size_t count, int64_t time
 #endif
 }
 
+int csysvipc_semop1(int id, int16_t operation, int16_t flags) {
+  struct sembuf op = {.sem_num = 0, .sem_op = operation, .sem_flg = flags};
+  return semop(id, &op, 1);
+}
+
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static __thread void *scratch_block;

@@ -447,3 +447,38 @@ struct FaultInjectionTests {
     #expect(try s.value == 0)
   }
 }
+
+/// The one system-call layer stays the only one: no file of the library but Core/Syscalls.swift
+/// calls a System V function, the C shim, or the clock directly (so every call can be made to
+/// fail by the tests above).
+@Test func onlyTheSyscallLayerCallsTheSystem() throws {
+  let calls = [
+    "semget", "semop", "semtimedop", "semctl", "shmget", "shmat", "shmdt", "shmctl", "msgget",
+    "msgsnd", "msgrcv", "msgctl", "ftok", "clock_gettime", "nanosleep", "sysconf", "sched_yield",
+  ]
+  let pattern = try Regex(
+    #"(?:^|[^\w."])(?:"# + calls.joined(separator: "|") + #")\(|csysvipc_\w+\("#)
+  let allowedTypes = [
+    "csysvipc_sembuf(", "csysvipc_sem_status(", "csysvipc_shm_status(",
+    "csysvipc_msg_status(", "csysvipc_limits(", "csysvipc_perm(",
+  ]
+  let sources = URL(fileURLWithPath: packageRoot).appendingPathComponent("Sources/SysVIPC")
+  let files = try #require(FileManager.default.enumerator(atPath: sources.path))
+    .compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") && $0 != "Core/Syscalls.swift" }
+  #expect(files.count > 10)
+  for file in files {
+    let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+    {
+      let code = String(
+        line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false)[0])
+      // Names inside string literals (messages such as "semctl(GETVAL)") are not calls.
+      let outsideStrings = code.split(separator: "\"", omittingEmptySubsequences: false)
+        .enumerated().filter { $0.offset % 2 == 0 }.map(\.element).joined(separator: " ")
+      for match in outsideStrings.matches(of: pattern)
+      where !allowedTypes.contains(where: { String(outsideStrings[match.range]).hasSuffix($0) }) {
+        Issue.record("\(file):\(number + 1) calls the system directly: \(line)")
+      }
+    }
+  }
+}

@@ -3,7 +3,8 @@
 import Foundation
 import Testing
 
-@Suite("Release: version, changelog and refused platforms")
+// The compiler runs saturate a core for seconds: they take turns with the timing-sensitive tests.
+@Suite("Release: version, changelog and refused platforms", .timingSensitive)
 struct ReleaseTests {
   /// The versions of CHANGELOG.md's `## [...]` headings, newest first (`Unreleased` included).
   static func changelogVersions() throws -> [String] {

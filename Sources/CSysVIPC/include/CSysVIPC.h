@@ -77,6 +77,11 @@ typedef struct {
 /// is none (macOS) it fails with ENOSYS: the Swift side emulates timeouts there.
 int csysvipc_semtimedop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns);
 
+/// semop of one operation on semaphore 0: the hot path of acquire and release. In C because
+/// Swift guards any function that passes a local's address with a stack-protector check (five
+/// more instructions per call, measured with Benchmarks/callgrind.sh).
+int csysvipc_semop1(int id, int16_t operation, int16_t flags);
+
 /// semctl of a command that takes an int or nothing (GETVAL, SETVAL, GETPID, GETNCNT, GETZCNT,
 /// IPC_RMID): the variadic call with `union semun`.
 int csysvipc_semctl_value(int id, int index, int command, int value);

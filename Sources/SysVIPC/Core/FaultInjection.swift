@@ -17,6 +17,7 @@
   ///
   /// The plan is a task-local value, so tests running at the same time in one process do not
   /// see each other's faults; calls made on other threads (async waits) do not see it either.
+  @usableFromInline
   final class FaultPlan: Sendable {
     /// One planned failure: calls `nth ..< nth + times` of `call` (1-based, counted from when
     /// the plan is installed) fail with `errno`, each after sleeping `delayNanoseconds` (to
@@ -40,6 +41,7 @@
       }
     }
 
+    @usableFromInline
     @TaskLocal static var current: FaultPlan?
 
     private let faults: [Fault]
@@ -61,6 +63,7 @@
     func note(timeout: Int64) { notes.withLock { $0.timeouts.append(timeout) } }
 
     /// Counts a call; the errno it is to fail with, if it is planned to.
+    @usableFromInline
     func fault(for call: SystemCallName) -> Int32? {
       let n = counts.withLock { counts in
         counts[call, default: 0] += 1

@@ -30,8 +30,9 @@ enum SystemCallName: String, Sendable, CaseIterable {
   case pthreadCreate
 }
 
-/// Whether the call is to fail now (debug builds only): sets errno and returns `true`.
-@usableFromInline
+/// Whether the call is to fail now (debug builds only): sets errno and returns `true`. Inlinable,
+/// so that the inlined hot paths of other modules see `false` in release builds, not a call.
+@inlinable
 @inline(__always)
 func injectedFault(_ call: SystemCallName) -> Bool {
   #if ENABLE_MOCKING
@@ -60,14 +61,13 @@ func system_semget(_ key: Int32, _ count: Int32, _ flags: Int32) -> Int32 {
   return noteCreated(semget(key, count, flags))
 }
 
-/// `semop` of one operation on semaphore 0: the hot path of acquire and release (inlined into
-/// the caller; the `struct sembuf` lives on its stack).
-@usableFromInline
+/// `semop` of one operation on semaphore 0: the hot path of acquire and release (the
+/// `struct sembuf` is built in C: see `csysvipc_semop1`).
+@inlinable
 @inline(__always)
 func system_semop1(_ id: Int32, _ operation: Int16, _ flags: Int16) -> Int32 {
   if injectedFault(.semop) { return -1 }
-  var op = sembuf(sem_num: 0, sem_op: operation, sem_flg: flags)
-  return semop(id, &op, 1)
+  return csysvipc_semop1(id, operation, flags)
 }
 
 @inline(__always)
@@ -332,8 +332,9 @@ func system_signalAction(
 
 // MARK: Time
 
-/// CLOCK_MONOTONIC, nanoseconds.
-@inline(__always)
+/// CLOCK_MONOTONIC, nanoseconds. Out of line: inlined, its `timespec` (a local whose address is
+/// taken) would give every caller a stack-protector check, timed path or not.
+@inline(never)
 func system_monotonicNanoseconds() -> Int64 {
   var now = timespec()
   clock_gettime(CLOCK_MONOTONIC, &now)

@@ -11,18 +11,20 @@ import Synchronization
 ///
 /// Invariants:
 /// 1. `word` holds the number of accesses counted in (``countMask``) and three flags:
-///    ``closed`` (detached: nothing mapped), ``changing`` (a change of the mapping is under
-///    way) and ``readOnly`` (the mapping is read-only). An access counts itself in with one
-///    atomic add and out with one atomic subtract; it takes no lock.
-/// 2. An access is *admitted* when its add found neither ``closed`` nor ``changing``; only an
-///    admitted access reads `mapped` and uses the mapping, and only until it counts itself out.
+///    ``blocked`` (set while detached and while a change of the mapping is under way),
+///    ``detached`` (with ``blocked``: nothing is mapped; ``blocked`` alone means *changing*) and
+///    ``readOnly`` (the mapping is read-only). An access counts itself in with one atomic add
+///    and out with one atomic subtract; it takes no lock.
+/// 2. An access is *admitted* when its add found ``blocked`` clear (and ``readOnly`` clear, for a
+///    mutable access); only an admitted access reads `mapped` and uses the mapping, and only
+///    until it counts itself out.
 /// 3. `mapped` and the flags change only in ``beginChange(_:id:)`` ... ``endChange(_:)``, which
 ///    run under `lock` (one change at a time) and only after the count was seen at 0 with
-///    ``changing`` set. Every add after that one sees ``changing`` (a single atomic's changes
-///    have one order), so no admitted access remains: the old mapping may go (`shmdt`).
-/// 4. An access that finds ``changing`` counts itself out and waits for the change to end,
+///    ``blocked`` set. Every add after that one sees ``blocked`` (a single atomic's changes have
+///    one order), so no admitted access remains: the old mapping may go (`shmdt`).
+/// 4. An access that finds a change under way counts itself out, waits for the change to end,
 ///    then tries again: re-attaching never makes an access fail. It fails with
-///    ``IPCError/Kind/notAttached`` only while ``closed``, which only ``detach()`` (or a failed
+///    ``IPCError/Kind/notAttached`` only while ``detached``, which only ``detach()`` (or a failed
 ///    re-attach at a fixed address) leaves set.
 /// 5. A change waits for admitted accesses for a bounded time only (they may be bodies that
 ///    run long, or that call attach themselves): past it, the change is refused with
@@ -35,10 +37,14 @@ struct AccessGate: ~Copyable, Sendable {
     var readOnly = false
   }
 
-  static let closed = 1 << 62
-  static let changing = 1 << 61
+  /// Set while detached or while a change is under way: the one bit a read tests.
+  static let blocked = 1 << 62
+  /// With ``blocked``: detached. ``blocked`` alone: changing.
+  static let detached = 1 << 61
   static let readOnly = 1 << 60
   static let countMask = (1 << 60) - 1
+  /// The flags while detached.
+  static let closed = blocked | detached
 
   /// The count and the flags (invariant 1).
   private let word = Atomic<Int>(closed)
@@ -47,27 +53,39 @@ struct AccessGate: ~Copyable, Sendable {
   /// Serialises the changes; holds the attachment.
   private let lock = Mutex(Attachment())
 
-  /// Why an access was refused.
-  enum Refusal: Error {
+  // MARK: Accesses
+
+  /// What ``enter(mutable:)`` found.
+  enum Entry {
+    /// Counted in: the mapping's address.
+    case admitted(UInt)
+    /// Refused (and counted out): detached.
     case notAttached
+    /// Refused (and counted out): a mutable access to a read-only mapping.
     case readOnly
   }
 
-  // MARK: Accesses
-
-  /// Counts an access in and returns the mapping's address; pair with ``leave()``.
+  /// Counts an access in; pair ``Entry/admitted(_:)`` with ``leave()``. The common case is one
+  /// atomic add and one load, and (inlined) no test beyond the add's.
   @inline(__always)
-  func enter(mutable: Bool) -> Result<UInt, Refusal> {
-    let refused = Self.closed | Self.changing | (mutable ? Self.readOnly : 0)
+  func enter(mutable: Bool) -> Entry {
+    let refused = Self.blocked | (mutable ? Self.readOnly : 0)
+    let old = word.wrappingAdd(1, ordering: .acquiring).oldValue
+    if _fastPath(old & refused == 0) { return .admitted(mapped.load(ordering: .relaxed)) }
+    return enterAfterRefusal(old, refused: refused)
+  }
+
+  /// The rest of ``enter(mutable:)`` after its add found `old`: count out, and wait out a change
+  /// and try again, or give up.
+  @inline(never)
+  private func enterAfterRefusal(_ old: Int, refused: Int) -> Entry {
+    var old = old
     while true {
-      let old = word.wrappingAdd(1, ordering: .acquiring).oldValue
-      if old & refused == 0 { return .success(mapped.load(ordering: .relaxed)) }
       word.wrappingSubtract(1, ordering: .releasing)
-      if old & Self.changing != 0 {
-        waitForChange()
-        continue
-      }
-      return .failure(old & Self.closed != 0 ? .notAttached : .readOnly)
+      if !Self.isChanging(old) { return old & Self.detached != 0 ? .notAttached : .readOnly }
+      waitForChange()
+      old = word.wrappingAdd(1, ordering: .acquiring).oldValue
+      if old & refused == 0 { return .admitted(mapped.load(ordering: .relaxed)) }
     }
   }
 
@@ -77,12 +95,16 @@ struct AccessGate: ~Copyable, Sendable {
     word.wrappingSubtract(1, ordering: .releasing)
   }
 
+  /// Whether `word` says a change is under way (``blocked`` without ``detached``).
+  @inline(__always)
+  private static func isChanging(_ word: Int) -> Bool { word & closed == blocked }
+
   /// Waits while a change is under way (a few atomic operations, or one `shmdt` and one
   /// `shmat` for an attach at a fixed address).
   @inline(never)
   private func waitForChange() {
     var spins = 0
-    while word.load(ordering: .acquiring) & Self.changing != 0 {
+    while Self.isChanging(word.load(ordering: .acquiring)) {
       spins += 1
       if spins > 64 { system_yield() }
     }
@@ -98,12 +120,12 @@ struct AccessGate: ~Copyable, Sendable {
     try lock.withLock { (state) throws(IPCError) -> R in try body(&state) }
   }
 
-  /// Sets ``changing`` and waits until no admitted access remains (invariant 3); throws
+  /// Sets ``blocked`` and waits until no admitted access remains (invariant 3); throws
   /// ``IPCError/Kind/busy`` (and changes nothing) when they do not all leave in time
   /// (invariant 5). Call under ``withAttachment(_:)``.
   func beginChange(_ call: StaticString, id: Int32) throws(IPCError) {
-    let before = word.bitwiseOr(Self.changing, ordering: .acquiringAndReleasing).oldValue
-    if before & Self.closed != 0 { return }  // detached: nothing admitted, nothing mapped
+    let before = word.bitwiseOr(Self.blocked, ordering: .acquiringAndReleasing).oldValue
+    if before & Self.detached != 0 { return }  // detached: nothing admitted, nothing mapped
     var spins = 0
     while true {
       let count = word.load(ordering: .acquiring) & Self.countMask
@@ -111,7 +133,7 @@ struct AccessGate: ~Copyable, Sendable {
       spins += 1
       if spins > 2000 {
         // Accesses still run (a long body, or this thread's own): leave the mapping as it was.
-        word.bitwiseAnd(~Self.changing, ordering: .releasing)
+        word.bitwiseAnd(~Self.blocked, ordering: .releasing)
         throw IPCError.busy(call, id: id, count)
       }
       if spins > 64 { system_yield() }

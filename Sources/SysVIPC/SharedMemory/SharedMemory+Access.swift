@@ -19,11 +19,11 @@ extension SharedMemory {
     -> UnsafeMutableRawBufferPointer
   {
     switch gate.enter(mutable: mutable) {
-    case .success(let address):
+    case .admitted(let address):
       return UnsafeMutableRawBufferPointer(
         start: UnsafeMutableRawPointer(bitPattern: address), count: size)
-    case .failure(.notAttached): throw .notAttached(call, id: id)
-    case .failure(.readOnly): throw .readOnly(call, id: id)
+    case .notAttached: throw .notAttached(call, id: id)
+    case .readOnly: throw .readOnly(call, id: id)
     }
   }
 
