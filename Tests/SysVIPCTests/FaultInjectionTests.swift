@@ -455,6 +455,8 @@ struct FaultInjectionTests {
   let calls = [
     "semget", "semop", "semtimedop", "semctl", "shmget", "shmat", "shmdt", "shmctl", "msgget",
     "msgsnd", "msgrcv", "msgctl", "ftok", "clock_gettime", "nanosleep", "sysconf", "sched_yield",
+    // The waits' thread and signal calls (Core/WaitThreads.swift, Core/WaitSignal.swift).
+    "pthread_create", "pthread_kill", "pthread_sigmask", "sigaction",
   ]
   let pattern = try Regex(
     #"(?:^|[^\w."])(?:"# + calls.joined(separator: "|") + #")\(|csysvipc_\w+\("#)

@@ -186,20 +186,20 @@ enum MessageQueueCall {
     // that captures a variable costs a heap box per call.
     let full: Int32 = -2
     let first = try waiting(.never, op, ticket: nil, wouldBlock: .resourceTemporarilyUnavailable) {
-      msgsnd(id, message, textCount, flags: $0, full: full)
+      sendOnce(id, message, textCount, flags: $0, full: full)
     }
     guard first == full else { return true }
     try checkCapacity(id: id, textCount: textCount)
     if case .never = wait { return false }
     _ = try waiting(wait, op, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable) {
-      msgsnd(id, message, textCount, flags: $0, full: full)
+      sendOnce(id, message, textCount, flags: $0, full: full)
     }
     return true
   }
 
   /// One msgsnd: its result, or `full` when the queue had no room for an `IPC_NOWAIT` send.
   @inline(__always)
-  private static func msgsnd(
+  private static func sendOnce(
     _ id: Int32, _ message: UnsafeRawPointer, _ textCount: Int, flags: Int32, full: Int32
   ) -> Int32 {
     let rc = system_msgsnd(id, message, textCount, flags)
@@ -262,13 +262,13 @@ enum MessageQueueCall {
     if case .until = wait, ticket == nil {
       // A message already there is taken without arming the deadline.
       let received = try waiting(.never, op, ticket: nil, wouldBlock: .noMessage) {
-        msgrcv(id, message, capacity, type, flags | $0, nowait: $0 != 0)
+        receiveOnce(id, message, capacity, type, flags | $0, nowait: $0 != 0)
       }
       if received != noMessage { return outcome(received) }
     }
     return outcome(
       try waiting(wait, op, ticket: ticket, wouldBlock: .noMessage) {
-        msgrcv(id, message, capacity, type, flags | $0, nowait: $0 != 0)
+        receiveOnce(id, message, capacity, type, flags | $0, nowait: $0 != 0)
       })
   }
 
@@ -280,7 +280,7 @@ enum MessageQueueCall {
   /// One msgrcv: the text's length, ``tooLongMessage`` (E2BIG), ``noMessage`` (ENOMSG with
   /// `IPC_NOWAIT`), or -1 with errno.
   @inline(__always)
-  private static func msgrcv(
+  private static func receiveOnce(
     _ id: Int32, _ message: UnsafeMutableRawPointer, _ capacity: Int, _ type: CLong,
     _ flags: Int32, nowait: Bool
   ) -> CLong {
