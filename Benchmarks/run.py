@@ -88,6 +88,11 @@ def cases(pins, scale):
         out.append(("chan_pingpong", ["chan_pingpong", "--pin", pin, "--iterations", n(50_000 if split else 30_000)]))
         if split:
             out.append(("limit_pingpong", ["limit_pingpong", "--pin", pin, "--iterations", n(200_000)]))
+    # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
+    # wake-up per ms, so ~0.35 s a run. --api blocking: the blocking receive, against the same C.
+    for api in ["async", "blocking"]:
+        for pin in ["none"] + pins:
+            out.append(("mq_wake", ["mq_wake", "--api", api, "--pin", pin, "--iterations", n(300)]))
     return out
 
 
@@ -163,6 +168,8 @@ def case_key(result):
 
 
 def target(key):
+    if key.startswith("scenario=mq_wake"):
+        return (1.20, "time")  # wake-up latency (issue 12)
     if key.startswith("scenario=mq_local"):
         return (1.10, "time")  # one op = send + receive: time per op, not the bandwidth
     if key.startswith("scenario=shm_write") or key.startswith("scenario=shm_read"):

@@ -458,6 +458,54 @@ static void mq_pingpong_child(void) {
   }
 }
 
+// mq_wake: the child sends a type-1 message holding the time of the send, 1 ms after the parent's
+// last acknowledgement; the parent, blocked in msgrcv, takes the time as soon as it runs again
+// and acknowledges with type 2. One op = one wake-up; time per op = mean send-to-resumption
+// latency. (The Swift side waits in its async receive with --api async, the blocking one with
+// --api blocking; C always blocks in msgrcv, and prints the api it was given, to pair the lines.)
+static void mq_wake(struct options *o) {
+  long size = o->size ? o->size : 64;
+  if (size < 8) size = 8;
+  if (size > 65536) fail("--size at most 65536");
+  long n = o->iterations ? o->iterations : 300, warm = n / 10 < 1 ? 1 : (n / 10 > 50 ? 50 : n / 10);
+  int parent_cpu, child_cpu;
+  cpu_plan(o->pin, &parent_cpu, &child_cpu);
+  int queue = new_queue();
+  spawn_child("mq_wake", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
+              format("queue=%d", queue), format("size=%ld", size), NULL);
+  pin_self(parent_cpu);
+  static struct message m, ack;
+  ack.type = 2;
+  int64_t sum = 0;
+  for (long i = 0; i < warm + n; i++) {
+    queue_receive(queue, &m, sizeof m.text, 1);
+    int64_t now = now_ns(), sent;
+    memcpy(&sent, m.text, sizeof sent);
+    if (i >= warm) sum += now - sent;
+    queue_send(queue, &ack, 1);
+  }
+  join_child();
+  clean_up();
+  const char *api = strcmp(o->api, "blocking") == 0 ? "blocking" : "async";
+  report("mq_wake", n, sum, -1, 0, format("size=%ld api=%s pin=%s", size, api, pin_names[o->pin]));
+}
+
+static void mq_wake_child(void) {
+  child_set_up();
+  int queue = (int)child_long("queue");
+  long n = child_long("iterations"), size = child_long("size");
+  static struct message m, ack;
+  m.type = 1;
+  memset(m.text, 'w', (size_t)size);
+  for (long i = 0; i < n; i++) {
+    usleep(1000);
+    int64_t now = now_ns();
+    memcpy(m.text, &now, sizeof now);
+    queue_send(queue, &m, (size_t)size);
+    queue_receive(queue, &ack, sizeof ack.text, 2);
+  }
+}
+
 // Iterations moving 8 GiB per run below 4 MiB (cache-resident, fast), 1 GiB above.
 // One process: send, then receive it; the queue never blocks (for callgrind.sh, which follows
 // no child). One op = one send + one receive.
@@ -832,7 +880,7 @@ static const struct {
   void (*run)(struct options *);
 } scenarios[] = {
     {"sem_uncontended", sem_uncontended}, {"sem_pingpong", sem_pingpong},
-    {"mq_throughput", mq_throughput},     {"mq_pingpong", mq_pingpong},
+    {"mq_throughput", mq_throughput},     {"mq_pingpong", mq_pingpong}, {"mq_wake", mq_wake},
     {"mq_local", mq_local},
     {"shm_write", shm_write},             {"shm_read", shm_read},
     {"shm_counter", shm_counter},         {"stat", stat_scenario},
@@ -846,6 +894,7 @@ static const struct {
 } child_roles[] = {
     {"sem_pingpong", sem_pingpong_child}, {"mq_throughput", mq_throughput_child},
     {"mq_pingpong", mq_pingpong_child},   {"shm_counter", shm_counter_child},
+    {"mq_wake", mq_wake_child},
     {"chan_throughput", chan_throughput_child}, {"chan_pingpong", chan_pingpong_child},
     {"limit_pingpong", limit_pingpong_child},
 };
@@ -888,7 +937,7 @@ int main(int argc, char **argv) {
       if (*end || o.size <= 0) fail("bad --size %s", value);
     } else if (strcmp(flag, "--api") == 0) {
       if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0 &&
-          strcmp(value, "buffer") != 0)
+          strcmp(value, "buffer") != 0 && strcmp(value, "async") != 0 && strcmp(value, "blocking") != 0)
         fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {

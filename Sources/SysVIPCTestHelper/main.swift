@@ -40,6 +40,8 @@ do {
     try messageQueueCommand(command, &args)
   } else if command.hasPrefix("chan-") {
     try channelCommand(command, &args)
+  } else if command.hasPrefix("wait-") {
+    try waitCommand(command, &args)
   } else if command.hasPrefix("sys-") {
     try systemCommand(command, &args)
   } else if command.hasPrefix("stale-") {
