@@ -1,0 +1,38 @@
+// swift-tools-version:6.2
+// libFuzzer targets for every parser of outside input the package owns (issue 16). Its own
+// package, so that the library's users and `swift test` never build it: Scripts/fuzz.sh builds
+// it with `--sanitize=fuzzer --sanitize=address` and runs each target on its corpus
+// (Fuzz/Corpus/<target>). Each target checks what the input must give, not only that nothing
+// traps. Targets that parse files of executables (the demos' params.txt, the tool's
+// arguments) compile those sources through symbolic links, since executables export nothing.
+import PackageDescription
+
+let package = Package(
+  name: "SysVIPCFuzz",
+  dependencies: [
+    .package(name: "swift-sysv-ipc", path: ".."),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    // The decoding of the kernel's status structures (IPC_STAT of each kind).
+    .executableTarget(
+      name: "fuzz-status",
+      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+    // IPCKey(path:projectID:): ftok's path and project number.
+    .executableTarget(
+      name: "fuzz-ftok",
+      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+    // The demos' params.txt (Demos/Support/Params.swift).
+    .executableTarget(
+      name: "fuzz-params",
+      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+    // The sysvipc tool's keys, modes and durations (Sources/sysvipc/Arguments.swift).
+    .executableTarget(
+      name: "fuzz-arguments",
+      dependencies: [
+        .product(name: "SysVIPC", package: "swift-sysv-ipc"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+  ],
+  swiftLanguageModes: [.v6]
+)

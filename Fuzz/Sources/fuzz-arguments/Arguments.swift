@@ -1,0 +1,1 @@
+../../../Sources/sysvipc/Arguments.swift

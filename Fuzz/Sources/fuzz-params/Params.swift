@@ -1,0 +1,1 @@
+../../../Demos/Support/Params.swift

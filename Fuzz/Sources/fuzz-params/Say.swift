@@ -1,0 +1,1 @@
+../../../Demos/Support/Say.swift
