@@ -12,6 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# As root, in a private IPC namespace (unless SYSVIPC_SHARED_NAMESPACE=1): other programs'
+# objects stay out of sight, and the count at the end is exactly what this run left behind.
+if [ "$(id -u)" = 0 ] && [ -z "${SYSVIPC_IN_PRIVATE_NAMESPACE:-}" ] \
+  && [ -z "${SYSVIPC_SHARED_NAMESPACE:-}" ] && unshare --ipc true 2>/dev/null; then
+  exec env SYSVIPC_IN_PRIVATE_NAMESPACE=1 unshare --ipc "$0" "$@"
+fi
+
 operations=${1:-100000}
 seed=${2:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}
 python3 -c "import sysv_ipc" 2>/dev/null || {
@@ -33,12 +40,16 @@ status=0
 SYSVIPC_DIFFERENTIAL_OPERATIONS=$operations SYSVIPC_DIFFERENTIAL_SEED=$seed \
   swift test --filter DifferentialTests || status=$?
 
-# Objects of this run still there (another program's new objects may show up too: check them
-# against the run's output before blaming it).
+# Objects of this run still there (in the shared namespace, another program's new objects
+# may show up too: check them against the run's output before blaming it).
 leaked=$(objects | comm -13 "$before" - || true)
 rm -f "$before"
+where=${SYSVIPC_IN_PRIVATE_NAMESPACE:+ (private IPC namespace)}
 if [ -n "$leaked" ]; then
-  echo "differential: objects that appeared during the run and are still there:"
+  echo "differential: $(echo "$leaked" | wc -l) objects appeared during the run and are still there$where:"
   echo "$leaked"
+  [ -n "${SYSVIPC_IN_PRIVATE_NAMESPACE:-}" ] && status=1
+else
+  echo "differential: no object left behind$where"
 fi
 exit "$status"

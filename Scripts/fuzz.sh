@@ -38,7 +38,7 @@ for target in "${targets[@]}"; do
     -artifact_prefix="Artifacts/$target/" "$scratch/$target" "Corpus/$target" >"$log" 2>&1 \
     || status=$?
   runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
-  corpus=$(ls "$scratch/$target" "Corpus/$target" | wc -l)
+  corpus=$(find "$scratch/$target" "Corpus/$target" -type f | wc -l)
   echo "fuzz: $target: ${runs:-?} executions in $seconds s, corpus $corpus inputs, status $status"
   if [ "$status" -ne 0 ]; then
     failed+=("$target")

@@ -52,7 +52,8 @@ enum DifferentialDifference: String, CaseIterable, Sendable {
   /// value to v; SysVIPC applies the initial value only to a semaphore it created. Python's
   /// value is set back to Swift's after the operation.
   case initialValueAppliedToAnExistingSemaphore
-  /// A semaphore value outside 0...SEMVMX: Python's ValueError, the contract's `.outOfRange`.
+  /// A semaphore value, or a release or acquire whose result or undo adjustment would leave
+  /// 0...SEMVMX (the kernel's ERANGE): Python's ValueError, the contract's `.outOfRange`.
   case valueOutOfRangeIsOutOfRange
   /// A message longer than the handle's maxMessageSize: Python's ValueError, the contract's
   /// `.outOfRange` ("message too big").
@@ -74,9 +75,9 @@ enum DifferentialDifference: String, CaseIterable, Sendable {
   /// A delta of 0: Python's ValueError; SysVIPC's `.outOfRange` (outside 1...SEMVMX), as for
   /// a delta above SEMVMX (Python's OverflowError).
   case zeroDeltaIsOutOfRange
-  /// A message longer than the queue's whole capacity (`msg_qbytes`), which no receive can
-  /// ever make room for: Python waits or reports BusyError; SysVIPC refuses it at once
-  /// (`.outOfRange`).
+  /// A message longer than the queue's whole capacity (`msg_qbytes`), or any message to a
+  /// queue of capacity 0, which no receive can ever make room for: Python waits or reports
+  /// BusyError; SysVIPC refuses it at once (`.outOfRange`).
   case messageLargerThanTheQueueIsOutOfRange
   /// A negative maximum queue size: SysVIPC refuses it (`.invalidArgument`); Python passes it
   /// to the kernel as a huge unsigned number. Swift only.
@@ -613,9 +614,9 @@ final class DifferentialRunner {
     where !(0...SysVIPC.Semaphore.maxValue).contains(op.a):
       return .valueOutOfRangeIsOutOfRange
     case (.sem, "release", "error:invalidArgument", "error:outOfRange")
-    where (try? side.semaphores[op.h % side.semaphores.count].value).map {
-      $0 + Int(clamping: op.a.magnitude) > SysVIPC.Semaphore.maxValue
-    } == true:
+    where op.a != 0 && op.a.magnitude <= SysVIPC.Semaphore.maxValue,
+      (.sem, "acquire", "error:invalidArgument", "error:outOfRange")
+    where op.a != 0 && op.a.magnitude <= SysVIPC.Semaphore.maxValue:
       return .valueOutOfRangeIsOutOfRange
     case (.sem, "acquire", "error:invalidArgument", "error:outOfRange") where op.a == 0,
       (.sem, "release", "error:invalidArgument", "error:outOfRange") where op.a == 0:
@@ -623,7 +624,8 @@ final class DifferentialRunner {
     case (.mq, "send", "error:system", "error:outOfRange") where op.a > Self.msgmax:
       return .messageAboveMsgmaxIsOutOfRange
     case (.mq, "send", "error:busy", "error:outOfRange")
-    where (try? side.queues[op.h % side.queues.count].maxSize).map { op.a > $0 } == true:
+    where (try? side.queues[op.h % side.queues.count].maxSize).map { op.a > $0 || $0 == 0 }
+      == true:
       return .messageLargerThanTheQueueIsOutOfRange
     case (.mq, "send", "error:invalidArgument", "error:outOfRange")
     where !side.queues.isEmpty && op.a > side.queues[op.h % side.queues.count].maxMessageSize:
