@@ -14,23 +14,24 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
+    .target(name: "FuzzSupport"),
     // The decoding of the kernel's status structures (IPC_STAT of each kind).
     .executableTarget(
       name: "fuzz-status",
-      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+      dependencies: ["FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc")]),
     // IPCKey(path:projectID:): ftok's path and project number.
     .executableTarget(
       name: "fuzz-ftok",
-      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+      dependencies: ["FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc")]),
     // The demos' params.txt (Demos/Support/Params.swift).
     .executableTarget(
       name: "fuzz-params",
-      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc")]),
+      dependencies: ["FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc")]),
     // The sysvipc tool's keys, modes and durations (Sources/sysvipc/Arguments.swift).
     .executableTarget(
       name: "fuzz-arguments",
       dependencies: [
-        .product(name: "SysVIPC", package: "swift-sysv-ipc"),
+        "FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
   ],

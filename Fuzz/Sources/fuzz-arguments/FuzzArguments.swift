@@ -1,13 +1,10 @@
+import ArgumentParser
 // Fuzzes the sysvipc tool's value parsers (Sources/sysvipc/Arguments.swift, linked here): the
 // first byte picks the parser, the rest is the argument. A parser either refuses (nil) or
 // gives a value within its documented range, which it must give again from its own
 // canonical spelling; nothing traps.
-import ArgumentParser
+import FuzzSupport
 import SysVIPC
-
-func check(_ condition: Bool, _ what: @autoclosure () -> String) {
-  if !condition { fatalError("invariant broken: \(what())") }
-}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzArguments(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

@@ -1,16 +1,13 @@
+import Foundation
 // Fuzzes IPCKey(path:projectID:), ftok's input: the first byte picks the project number
 // (0...255, and 256 and -1 beyond the range), the rest is the path. The key must be C's
 // ftok of the same path, or the call must throw a clear error: never a trap.
-import Foundation
+import FuzzSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
 #endif
-
-func check(_ condition: Bool, _ what: @autoclosure () -> String) {
-  if !condition { fatalError("invariant broken: \(what())") }
-}
 
 /// Paths the fuzzer can reach by a few mutations: existing files and directories.
 let seeds = ["/", "/tmp", "/etc/hostname", "/proc/self", ".", "/dev/null"]

@@ -1,15 +1,12 @@
+import Foundation
 // Fuzzes the demos' params.txt reader (Demos/Support/Params.swift, linked here): arbitrary
 // bytes as the file. Reading either succeeds or throws a ParamsError; every value the demos
 // read then either comes out within its documented range or throws, never traps.
-import Foundation
+import FuzzSupport
 import SysVIPC
 
 /// One file per process, rewritten for each input (libFuzzer runs inputs one at a time).
 let paramsPath = NSTemporaryDirectory() + "sysvipc-fuzz-params-\(getpid()).txt"
-
-func check(_ condition: Bool, _ what: @autoclosure () -> String) {
-  if !condition { fatalError("invariant broken: \(what())") }
-}
 
 /// Inputs that hit a defect already found and reported, skipped so that the fuzzer looks for
 /// new ones. Each has a regression test marked as a known issue in
@@ -36,8 +33,9 @@ public func fuzzParams(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   if knownFinding(String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)) {
     return 0
   }
-  guard FileManager.default.createFile(
-    atPath: paramsPath, contents: Data(bytes: data, count: size))
+  guard
+    FileManager.default.createFile(
+      atPath: paramsPath, contents: Data(bytes: data, count: size))
   else { fatalError("cannot write \(paramsPath)") }
   defer { unlink(paramsPath) }
   let params: DemoParams

@@ -1,19 +1,19 @@
+import CSysVIPC
 // Fuzzes the decoding of the kernel's status structures: arbitrary bytes as the flattened
 // semid_ds, shmid_ds and msqid_ds that CSysVIPC copies out of IPC_STAT, decoded as
 // `IPCSystem.objects()` and `SharedMemory.status()` decode them. Nothing may trap, and what
 // comes out must keep the invariants the API documents.
-import CSysVIPC
+import FuzzSupport
+
 @testable import SysVIPC
 
 /// `T` filled from `bytes` (zeros past their end).
 func load<T>(_ type: T.Type, _ bytes: UnsafeRawBufferPointer) -> T {
   var buffer = [UInt8](repeating: 0, count: MemoryLayout<T>.size)
-  buffer.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix($0.count))) }
+  buffer.withUnsafeMutableBytes {
+    $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix($0.count)))
+  }
   return buffer.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
-}
-
-func check(_ condition: Bool, _ what: @autoclosure () -> String) {
-  if !condition { fatalError("invariant broken: \(what())") }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
