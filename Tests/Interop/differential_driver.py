@@ -7,11 +7,12 @@ operations through SysVIPC on objects of its own and compares, after each operat
 result, the error class and the kernel's state.
 
 Requests ({"op": NAME, ...}):
-  begin   kind ("sem"|"shm"|"mq"), key: a fresh sequence at this side's key (handles cleared)
+  begin   kind ("sem"|"shm"|"mq"), key, missing: a fresh sequence at this side's two keys
   run     name and the operation's fields (see run()); reply {"r": result} or {"e": class, "errno": n},
           and "probe": what each handle sees (semaphore value, segment contents' CRC-32)
   ids     reply {"ids": [every object id this sequence created or opened]}
-  cleanup remove every object this driver created (errors ignored); reply {"removed": n}
+  cleanup remove every object this driver created, and whatever is at its two keys
+          (errors ignored); reply {"removed": n}. Also done when the driver ends.
   quit
 A result is a string, formatted exactly as the Swift side formats its own.
 """
@@ -46,12 +47,14 @@ class Driver:
     def __init__(self):
         self.kind = None
         self.key = 0
+        self.missing = 0
         self.handles = []
         self.ids = set()
 
     def begin(self, request):
         self.kind = request["kind"]
         self.key = request["key"]
+        self.missing = request["missing"]
         self.handles = []
         self.ids = set()
         return {}
@@ -72,9 +75,7 @@ class Driver:
             else:
                 h = sysv_ipc.MessageQueue(key, flags, mode=a, max_message_size=b)
             keep = request.get("keep", True)
-            # At the second key, only an exclusive creation is surely this driver's object.
-            if keep or flags == sysv_ipc.IPC_CREX:
-                self.ids.add(h.id)
+            self.ids.add(h.id)  # both keys were free when the sequence began
             if keep:
                 self.handles.append(h)
             elif self.kind == "shm":
@@ -185,6 +186,25 @@ class Driver:
                 removed += 1
             except Exception:  # noqa: BLE001 - removed by the sequence itself
                 pass
+        # Whatever is left at the sequence's two keys is this driver's too: both were free
+        # when the sequence began (the Swift side checks), and they are random.
+        opener = {
+            "sem": sysv_ipc.Semaphore,
+            "shm": sysv_ipc.SharedMemory,
+            "mq": sysv_ipc.MessageQueue,
+        }.get(self.kind)
+        for key in (self.key, self.missing):
+            for _ in range(10):
+                try:
+                    h = opener(key)
+                except Exception:  # noqa: BLE001 - nothing there (ExistentialError)
+                    break
+                try:
+                    h.remove()
+                    removed += 1
+                finally:
+                    if self.kind == "shm":
+                        h.detach()
         self.handles = []
         self.ids = set()
         return {"removed": removed}
@@ -192,12 +212,20 @@ class Driver:
 
 def main():
     driver = Driver()
+    try:
+        serve(driver)
+    finally:
+        # Also when the pipe breaks or a request is malformed: nothing is left behind.
+        driver.cleanup()
+    return 0
+
+
+def serve(driver):
     for line in sys.stdin:
         request = json.loads(line)
         op = request["op"]
         if op == "quit":
-            driver.cleanup()
-            return 0
+            return
         if op == "begin":
             reply = driver.begin(request)
         elif op == "cleanup":
@@ -215,8 +243,6 @@ def main():
             raise RuntimeError(f"unknown request {op}")
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
-    driver.cleanup()
-    return 0
 
 
 if __name__ == "__main__":

@@ -274,8 +274,7 @@ final class DifferentialSwift {
       id = queue.id
       if !op.missingKey { queues.append(queue) }
     }
-    // At the missing key, only an exclusive creation is surely this side's object.
-    if !op.missingKey || op.f == 3 { created.insert(id) }
+    created.insert(id)  // both keys were free when the sequence began
     return ""
   }
 
@@ -335,6 +334,37 @@ final class DifferentialSwift {
     segments = []
     queues = []
     created = []
+  }
+}
+
+extension DifferentialOperation.Kind {
+  /// The id of the object of this kind at `key`, if there is one.
+  func object(at key: IPCKey) -> Int32? {
+    switch self {
+    case .sem: try? SysVIPC.Semaphore(key: key).id
+    case .shm: try? SharedMemory(key: key).id  // detaches as the handle goes
+    case .mq: try? MessageQueue(key: key).id
+    }
+  }
+
+  func remove(id: Int32) {
+    switch self {
+    case .sem: try? SysVIPC.Semaphore.remove(id: id)
+    case .shm: try? SharedMemory.remove(id: id)
+    case .mq: try? MessageQueue.remove(id: id)
+    }
+  }
+
+  /// Removes every object of this kind at `key` (a key this test drew at random and found
+  /// free); how many there were.
+  @discardableResult
+  func removeAll(at key: IPCKey) -> Int {
+    var removed = 0
+    while removed < 10, let id = object(at: key) {
+      remove(id: id)
+      removed += 1
+    }
+    return removed
   }
 }
 
@@ -407,6 +437,8 @@ final class DifferentialRunner {
   private var driver: DifferentialPython?
   private(set) var differences: [DifferentialDifference: Int] = [:]
   private(set) var operations = 0
+  /// Objects found at a sequence's keys after both sides cleaned up: leaks (removed then).
+  private(set) var leaks = 0
   /// Whether the sequence running now counts (a shrinking run does not).
   private var counting = true
 
@@ -453,6 +485,12 @@ final class DifferentialRunner {
     for _ in 0..<20 {
       let keys = (swift: Self.randomKey(), python: Self.randomKey())
       let missing = (swift: Self.randomKey(), python: Self.randomKey())
+      // Four free keys, so that whatever is at them afterwards is this test's to remove.
+      let all = [keys.swift, keys.python, missing.swift, missing.python]
+      guard Set(all).count == 4, all.allSatisfy({ kind.object(at: $0) == nil }) else { continue }
+      defer {
+        for key in all where kind.removeAll(at: key) > 0 { leaks += 1 }
+      }
       let result = try run(kind, sequence, keys: keys, missing: missing, counting: counting)
       if let result { return result.divergence }
       // The first creation found a key in use on either side: other keys.
@@ -474,13 +512,15 @@ final class DifferentialRunner {
     defer {
       swift.cleanup()
       if (try? driver.request(#"{"op":"cleanup"}"#)) == nil {
-        // The driver is gone: remove what it reported creating, and start a new one next time.
-        for id in pythonIDs { removeObject(kind, id) }
+        // The driver is gone: remove what it reported creating (the caller removes, and
+        // counts, whatever is still at the keys), and start a new one next time.
+        for id in pythonIDs { kind.remove(id: id) }
         self.driver = nil
       }
     }
     _ = try driver.request(
-      #"{"op":"begin","kind":"\#(kind.rawValue)","key":\#(keys.python.rawValue)}"#)
+      #"{"op":"begin","kind":"\#(kind.rawValue)","key":\#(keys.python.rawValue),"missing":\#(missing.python.rawValue)}"#
+    )
     let myPID = getpid()
     for (index, op) in sequence.enumerated() {
       let swiftOnly = swiftOnlyDifference(op, swift)
@@ -646,14 +686,6 @@ final class DifferentialRunner {
 
   /// The system's largest message (msgmax).
   static let msgmax = (try? IPCSystem.limits().msgmax ?? 8192) ?? 8192
-
-  private func removeObject(_ kind: DifferentialOperation.Kind, _ id: Int32) {
-    switch kind {
-    case .sem: try? SysVIPC.Semaphore.remove(id: id)
-    case .shm: try? SharedMemory.remove(id: id)
-    case .mq: try? MessageQueue.remove(id: id)
-    }
-  }
 
   /// The shortest sequence found that still diverges: operations are dropped one at a time
   /// (never the first, which creates the object) while the divergence stays.

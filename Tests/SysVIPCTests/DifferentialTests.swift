@@ -20,6 +20,8 @@ struct DifferentialTests {
   struct Report: Sendable {
     var operations = 0
     var divergences: [String] = []
+    /// Objects left at a sequence's keys after both sides cleaned up.
+    var leaks = 0
     var summary = ""
   }
 
@@ -47,9 +49,10 @@ struct DifferentialTests {
       "\($0.rawValue) \(runner.differences[$0, default: 0])"
     }
     report.operations = runner.operations
+    report.leaks = runner.leaks
     report.summary =
       "differential: seed \(seed), \(runner.operations) operations in \(sequences) sequences,"
-      + " \(report.divergences.count) unexplained divergences,"
+      + " \(report.divergences.count) unexplained divergences, \(runner.leaks) objects left behind,"
       + " \(String(format: "%.1f", seconds)) s (\(Int(Double(runner.operations) / seconds)) per s);"
       + " intentional differences: \(differences.joined(separator: ", "))"
     return report
@@ -65,6 +68,7 @@ struct DifferentialTests {
     print(report.summary)
     for divergence in report.divergences { Issue.record(Comment(rawValue: divergence)) }
     #expect(report.operations >= operations || !report.divergences.isEmpty)
+    #expect(report.leaks == 0, "objects left at the sequences' keys after cleaning up")
   }
 
   /// Found by the differential run (seed 189975275673786, sequence 2055): `setMaxSize(1 << 40)`
