@@ -50,7 +50,8 @@ enum DifferentialDifference: String, CaseIterable, Sendable {
   case attachingTwiceMovesTheMapping
   /// `Semaphore(key, IPC_CREAT, initial_value=v)` on an existing semaphore: Python sets its
   /// value to v; SysVIPC applies the initial value only to a semaphore it created. Python's
-  /// value is set back to Swift's after the operation.
+  /// value is set back to Swift's after the operation, and Swift's set to itself, since a
+  /// SETVAL also clears the undo adjustments.
   case initialValueAppliedToAnExistingSemaphore
   /// A semaphore value, or a release or acquire whose result or undo adjustment would leave
   /// 0...SEMVMX (the kernel's ERANGE): Python's ValueError, the contract's `.outOfRange`.
@@ -567,6 +568,9 @@ final class DifferentialRunner {
         note(.initialValueAppliedToAnExistingSemaphore)
         let fix = DifferentialOperation(op: "setValue", h: pythonProbe.count - 1, a: value)
         pythonProbe = try driver.request(fix.json(key: pythonKey))["probe"] as? [String] ?? []
+        // Python's SETVAL also cleared every process's undo adjustment (semadj): the same
+        // SETVAL on the Swift side clears Swift's, so that later undo operations agree.
+        try? swift.semaphores.last?.setValue(value)
       }
       if kind == .sem, op.op == "create", op.f == 3, op.a & 0o200 == 0, !op.missingKey,
         swiftOutcome == "ok:", pythonOutcome == "ok:", pythonProbe != swiftProbe,
