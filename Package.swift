@@ -24,15 +24,24 @@ let package = Package(
       dependencies: [
         "CSysVIPC",
         .product(name: "SystemPackage", package: "swift-system"),
-      ]
+      ],
+      // Fault injection for the tests (Core/FaultInjection.swift), as swift-system does it.
+      swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]
     ),
+    // What the `sysvipc` tool and the demos share: child processes, removing what a program
+    // created when a signal comes, MD5, params.txt, logging.
+    .target(name: "ProgramSupport", dependencies: ["SysVIPC"]),
+    // The tool's value parsers (keys, modes, sizes, durations): plain functions with typed
+    // errors, standard library only, so that they can be compiled alone (e.g. for libFuzzer).
+    .target(name: "CommandLineValues"),
     // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
-    // shares the demos' MD5, child process and cleanup on signals (DemoSupport, below).
+    // shares the demos' MD5, child process and cleanup on signals (ProgramSupport).
     .executableTarget(
       name: "sysvipc",
       dependencies: [
         "SysVIPC",
-        "DemoSupport",
+        "ProgramSupport",
+        "CommandLineValues",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -42,27 +51,25 @@ let package = Package(
       dependencies: ["SysVIPC"]
     ),
     // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
-    // `swift run <name>`. DemoSupport holds what they share (params.txt, MD5, cleanup on signals),
-    // and serves the `sysvipc` tool's `demo` too.
-    .target(name: "DemoSupport", dependencies: ["SysVIPC"], path: "Demos/Support"),
+    // `swift run <name>`. ProgramSupport (above) holds what they share with the tool.
     .executableTarget(
-      name: "sem_and_shm", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "sem_and_shm", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/sem_and_shm", exclude: ["README.md", "params.txt", "c"]),
     .executableTarget(
-      name: "message_queues", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "message_queues", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/message_queues", exclude: ["README.md", "params.txt"]),
     .executableTarget(
-      name: "buffer_protocol", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "buffer_protocol", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/buffer_protocol", exclude: ["README.md"]),
     .executableTarget(
-      name: "semaphore_context_manager", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "semaphore_context_manager", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/semaphore_context_manager", exclude: ["README.md"]),
     .executableTarget(
-      name: "ftok_experiment", dependencies: ["SysVIPC", "DemoSupport"],
+      name: "ftok_experiment", dependencies: ["SysVIPC", "ProgramSupport"],
       path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
-      dependencies: ["SysVIPC", "SysVIPCTestHelper"]
+      dependencies: ["SysVIPC", "SysVIPCTestHelper", "CommandLineValues"]
     ),
   ],
   swiftLanguageModes: [.v6]

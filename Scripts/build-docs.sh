@@ -5,13 +5,18 @@
 #
 #   Scripts/build-docs.sh [OUTPUT]      # default OUTPUT: .build/docs/SysVIPC.doccarchive
 #
+# OUTPUT is relative to the directory the script is called from; its parent folders are created.
 # The symbol graph is built in a scratch path of its own (.build/docs), so the extra compiler
-# flags do not invalidate the regular build in .build.
+# flags do not invalidate the regular build in .build. It works from any state: every run
+# compiles SysVIPC again, because the compiler writes symbol graphs only when it compiles.
 set -euo pipefail
+
+output=${1:-}
+if [ -n "$output" ] && [ "${output#/}" = "$output" ]; then output=$PWD/$output; fi
 cd "$(dirname "$0")/.."
 
 scratch=.build/docs
-output=${1:-$scratch/SysVIPC.doccarchive}
+output=${output:-$PWD/$scratch/SysVIPC.doccarchive}
 graphs=$scratch/symbol-graphs
 module_graphs=$scratch/sysvipc-symbol-graphs
 
@@ -29,15 +34,28 @@ fi
 
 rm -rf "$graphs" "$module_graphs"
 mkdir -p "$graphs" "$module_graphs"
-swift build --scratch-path "$scratch" --target SysVIPC \
-  -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$PWD/$graphs" \
-  -Xswiftc -symbol-graph-minimum-access-level -Xswiftc public
+# An up-to-date build would not compile SysVIPC, and so write no graph: drop its compiled
+# objects (only SysVIPC's; the dependencies stay built) so that this build compiles it again.
+rm -f "$scratch"/*/debug/SysVIPC.build/*.o "$scratch"/*/debug/Modules/SysVIPC.swiftmodule
+build_graphs() {
+  swift build --scratch-path "$scratch" --target SysVIPC \
+    -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$PWD/$graphs" \
+    -Xswiftc -symbol-graph-minimum-access-level -Xswiftc public
+}
+if ! build_graphs || [ ! -f "$graphs/SysVIPC.symbols.json" ]; then
+  # A scratch build left in a state SwiftPM cannot resume: start it afresh, once.
+  echo "build-docs: rebuilding $scratch from scratch" >&2
+  rm -rf "$scratch"
+  mkdir -p "$graphs" "$module_graphs"
+  build_graphs
+fi
 # Only this module's graphs (SysVIPC.symbols.json and its extension graphs such as
 # SysVIPC@Swift.symbols.json); the dependencies' graphs would add their modules to the archive.
 cp "$graphs"/SysVIPC.symbols.json "$module_graphs"/
 cp "$graphs"/SysVIPC@*.symbols.json "$module_graphs"/ 2>/dev/null || true
 
 rm -rf "$output"
+mkdir -p "$(dirname "$output")"
 "$docc" convert Sources/SysVIPC/SysVIPC.docc \
   --additional-symbol-graph-dir "$module_graphs" \
   --fallback-display-name SysVIPC \

@@ -3,11 +3,13 @@
 // segment itself, which writes through in both directions.
 //
 //   swift run buffer_protocol
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif

@@ -3,11 +3,13 @@
 // that collide. Unreadable directories, broken links and vanished files are counted, not fatal.
 //
 //   swift run ftok_experiment [DIRECTORY] [--project-id N] [--show N]
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif

@@ -3,11 +3,13 @@
 //
 //   swift run message_queues premise [params.txt]      # first, in one terminal
 //   swift run message_queues conclusion [params.txt]   # then, in another
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -31,7 +33,7 @@ func receiveNew(_ queue: MessageQueue, after last: [UInt8], _ say: (String) -> V
 }
 
 func premise(_ params: DemoParams) throws -> Int32 {
-  let say: @Sendable (String) -> Void = { line in DemoSupport.say("premise", line) }
+  let say: @Sendable (String) -> Void = { line in ProgramSupport.say("premise", line) }
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
   let mode = try params.permissions
@@ -72,7 +74,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
 }
 
 func conclusion(_ params: DemoParams) throws -> Int32 {
-  let say: @Sendable (String) -> Void = { line in DemoSupport.say("conclusion", line) }
+  let say: @Sendable (String) -> Void = { line in ProgramSupport.say("conclusion", line) }
   say("Oooo 'ello, I'm Mrs. Conclusion!")
   // Mrs. Premise created the queue: open it by key.
   let queue = try MessageQueue(key: try params.key)

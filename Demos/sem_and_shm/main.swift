@@ -4,11 +4,13 @@
 //
 //   swift run sem_and_shm premise [params.txt]      # first, in one terminal
 //   swift run sem_and_shm conclusion [params.txt]   # then, in another
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -27,7 +29,7 @@ func write(_ memory: SharedMemory, _ text: [UInt8]) throws(IPCError) {
 }
 
 func premise(_ params: DemoParams) throws -> Int32 {
-  let say: @Sendable (String) -> Void = { line in DemoSupport.say("premise", line) }
+  let say: @Sendable (String) -> Void = { line in ProgramSupport.say("premise", line) }
   say("Oooo 'ello, I'm Mrs. Premise!")
   let key = try params.key
   let mode = try params.permissions
@@ -106,7 +108,7 @@ func premise(_ params: DemoParams) throws -> Int32 {
 }
 
 func conclusion(_ params: DemoParams) throws -> Int32 {
-  let say: @Sendable (String) -> Void = { line in DemoSupport.say("conclusion", line) }
+  let say: @Sendable (String) -> Void = { line in ProgramSupport.say("conclusion", line) }
   say("Oooo 'ello, I'm Mrs. Conclusion!")
   let key = try params.key
   let dangerous = try params.liveDangerously

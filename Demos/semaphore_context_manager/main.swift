@@ -4,11 +4,13 @@
 //
 //   swift run semaphore_context_manager [--throw yes|no|random] [--seconds S]
 // (The parent starts this program again as `child KEY`.)
-import DemoSupport
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -41,7 +43,7 @@ struct ChildError: Error, CustomStringConvertible {
 
 if arguments.first == "child", arguments.count == 2, let raw = Int32(arguments[1]) {
   // The child: wait for the semaphore and hold it in `withAcquired`.
-  let say: @Sendable (String) -> Void = { line in DemoSupport.say("child", line) }
+  let say: @Sendable (String) -> Void = { line in ProgramSupport.say("child", line) }
   do {
     let semaphore = try Semaphore(key: IPCKey(rawValue: raw))
     say("waiting to acquire semaphore \(semaphore.id)")
@@ -63,7 +65,7 @@ if arguments.first == "child", arguments.count == 2, let raw = Int32(arguments[1
 }
 
 // The parent.
-let say: @Sendable (String) -> Void = { line in DemoSupport.say("parent", line) }
+let say: @Sendable (String) -> Void = { line in ProgramSupport.say("parent", line) }
 let created = CreatedObjects(log: { say($0.description) })
 do {
   let semaphore = try created.create { () throws(IPCError) in

@@ -1,3 +1,7 @@
+#if defined(__ANDROID__)
+#error "SysVIPC does not support Android: Android does not support System V IPC, and its SELinux policy refuses semget, shmget and msgget to apps (see the PlatformNotes article)."
+#endif
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -39,22 +43,13 @@ _Static_assert(offsetof(csysvipc_sembuf, flags) == offsetof(struct sembuf, sem_f
 _Static_assert(sizeof(key_t) == sizeof(int32_t), "key_t is 32 bits");
 _Static_assert(sizeof(long) == 8 || sizeof(long) == 4, "C long");
 
-int csysvipc_has_semtimedop(void) {
-#if defined(__linux__)
-  return 1;
-#else
-  return 0;
-#endif
-}
-
-int csysvipc_semop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns) {
-  struct sembuf *native = (struct sembuf *)ops;
-  if (timeout_ns < 0) return semop(id, native, count);
+int csysvipc_semtimedop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns) {
 #if defined(__linux__)
   struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000),
                         .tv_nsec = (long)(timeout_ns % 1000000000)};
-  return semtimedop(id, native, count, &ts);
+  return semtimedop(id, (struct sembuf *)ops, count, &ts);
 #else
+  (void)id; (void)ops; (void)count; (void)timeout_ns;
   errno = ENOSYS;
   return -1;
 #endif
@@ -95,30 +90,17 @@ void csysvipc_scratch_release(void *block) {
   }
 }
 
-int csysvipc_sem_getval(int id, int index) { return semctl(id, index, GETVAL); }
-
-int csysvipc_sem_setval(int id, int index, int value) {
+int csysvipc_semctl_value(int id, int index, int command, int value) {
   union csysvipc_semun arg;
   arg.val = value;
-  return semctl(id, index, SETVAL, arg);
+  return semctl(id, index, command, arg);
 }
 
-int csysvipc_sem_getall(int id, uint16_t *values) {
+int csysvipc_semctl_array(int id, int command, uint16_t *values) {
   union csysvipc_semun arg;
   arg.array = values;
-  return semctl(id, 0, GETALL, arg);
+  return semctl(id, 0, command, arg);
 }
-
-int csysvipc_sem_setall(int id, const uint16_t *values) {
-  union csysvipc_semun arg;
-  arg.array = (unsigned short *)values;
-  return semctl(id, 0, SETALL, arg);
-}
-
-int csysvipc_sem_getpid(int id, int index) { return semctl(id, index, GETPID); }
-int csysvipc_sem_getncnt(int id, int index) { return semctl(id, index, GETNCNT); }
-int csysvipc_sem_getzcnt(int id, int index) { return semctl(id, index, GETZCNT); }
-int csysvipc_sem_remove(int id) { return semctl(id, 0, IPC_RMID); }
 
 static void copy_perm(csysvipc_perm *out, const struct ipc_perm *in) {
 #if defined(__linux__)
@@ -170,7 +152,7 @@ static void copy_msg(csysvipc_msg_status *out, const struct msqid_ds *ds) {
 int csysvipc_sem_stat(int id, csysvipc_sem_status *out) {
   struct semid_ds ds;
   union csysvipc_semun arg;
-    arg.buf = &ds;
+  arg.buf = &ds;
   int rc = semctl(id, 0, IPC_STAT, arg);
   if (rc == 0) copy_sem(out, &ds);
   return rc;
@@ -190,7 +172,7 @@ int csysvipc_sem_set(int id, uint32_t uid, uint32_t gid, uint32_t mode) {
 
 int csysvipc_shm_stat(int id, csysvipc_shm_status *out) {
   struct shmid_ds ds;
-    int rc = shmctl(id, IPC_STAT, &ds);
+  int rc = shmctl(id, IPC_STAT, &ds);
   if (rc == 0) copy_shm(out, &ds);
   return rc;
 }
@@ -205,11 +187,9 @@ int csysvipc_shm_set(int id, uint32_t uid, uint32_t gid, uint32_t mode) {
   return shmctl(id, IPC_SET, &ds);
 }
 
-int csysvipc_shm_remove(int id) { return shmctl(id, IPC_RMID, NULL); }
-
 int csysvipc_msg_stat(int id, csysvipc_msg_status *out) {
   struct msqid_ds ds;
-    int rc = msgctl(id, IPC_STAT, &ds);
+  int rc = msgctl(id, IPC_STAT, &ds);
   if (rc == 0) copy_msg(out, &ds);
   return rc;
 }
@@ -223,18 +203,6 @@ int csysvipc_msg_set(int id, uint32_t uid, uint32_t gid, uint32_t mode, uint64_t
   ds.msg_perm.mode = (ds.msg_perm.mode & ~0777) | (mode & 0777);
   ds.msg_qbytes = (msglen_t)qbytes;
   return msgctl(id, IPC_SET, &ds);
-}
-
-int csysvipc_msg_remove(int id) { return msgctl(id, IPC_RMID, NULL); }
-
-size_t csysvipc_msg_header_size(void) { return sizeof(long); }
-
-int csysvipc_msgsnd(int id, const void *message, size_t size, int flags) {
-  return msgsnd(id, message, size, flags);
-}
-
-long csysvipc_msgrcv(int id, void *message, size_t size, long type, int flags) {
-  return (long)msgrcv(id, message, size, type, flags);
 }
 
 int csysvipc_limits_read(csysvipc_limits *out) {
@@ -359,28 +327,10 @@ int csysvipc_msg_stat_index(int index, csysvipc_msg_status *out) {
 }
 #endif
 
-int64_t csysvipc_monotonic_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int csysvipc_ipc_nowait(void) { return IPC_NOWAIT; }
-int csysvipc_sem_undo(void) { return SEM_UNDO; }
-int csysvipc_msg_noerror(void) { return MSG_NOERROR; }
-int csysvipc_shm_rdonly(void) { return SHM_RDONLY; }
-int csysvipc_shm_rnd(void) { return SHM_RND; }
-
+int csysvipc_msg_except(void) {
 #if defined(__linux__)
-int csysvipc_msg_except(void) { return MSG_EXCEPT; }
-int csysvipc_shm_hugetlb(void) { return SHM_HUGETLB; }
-int csysvipc_shm_noreserve(void) { return SHM_NORESERVE; }
-int csysvipc_shm_remap(void) { return SHM_REMAP; }
-int csysvipc_shm_dest(void) { return SHM_DEST; }
+  return MSG_EXCEPT;
 #else
-int csysvipc_msg_except(void) { return 0; }
-int csysvipc_shm_hugetlb(void) { return 0; }
-int csysvipc_shm_noreserve(void) { return 0; }
-int csysvipc_shm_remap(void) { return 0; }
-int csysvipc_shm_dest(void) { return 0; }
+  return 0;
 #endif
+}

@@ -2,6 +2,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -44,6 +46,8 @@ func installSignalCounter(restart: Bool) {
   var action = sigaction()
   #if canImport(Glibc)
     action.__sigaction_handler.sa_handler = { _ in signalCount &+= 1 }
+  #elseif canImport(Musl)
+    action.__sa_handler.sa_handler = { _ in signalCount &+= 1 }
   #else
     action.__sigaction_u.__sa_handler = { _ in signalCount &+= 1 }
   #endif

@@ -10,6 +10,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -38,6 +40,8 @@ do {
     try messageQueueCommand(command, &args)
   } else if command.hasPrefix("sys-") {
     try systemCommand(command, &args)
+  } else if command.hasPrefix("stale-") {
+    try staleCommand(command, &args)
   } else {
     try otherCommand(command, &args)
   }

@@ -32,10 +32,14 @@ extension SysVIPCTool {
     @Option(help: "sem: the number of semaphores in the set.")
     var count: Int?
 
-    @Option(help: "shm: the size in bytes (one page when omitted).")
-    var size: Int?
+    @Option(
+      help: """
+        shm: the size: bytes, or with ipcmk's suffixes (4K = 4KiB = 4096, 4KB = 4000; M, G, \
+        T, ...). One page when omitted.
+        """)
+    var size: SizeArgument?
 
-    @Option(help: "mq: the most bytes the queue may hold (msg_qbytes).")
+    @Option(help: "mq: the most bytes a new queue may hold (msg_qbytes).")
     var maxBytes: Int?
 
     @Flag(help: "Print the key (in hex) after the id.")
@@ -55,7 +59,9 @@ extension SysVIPCTool {
     }
 
     func run() throws {
-      let flags: IPCFlags = orOpen ? .create : .createExclusive
+      // --or-open opens only after an exclusive create failed (openOrCreate below), so that
+      // the call knows whether the object is its own.
+      let flags: IPCFlags = .createExclusive
       let (id, createdKey): (Int32, IPCKey)
       switch kind.kind {
       case .semaphore:
@@ -80,21 +86,50 @@ extension SysVIPCTool {
           (id, createdKey) = (set.id, set.key)
         }
       case .sharedMemory:
-        let memory = try SharedMemory(key: key?.key, flags: flags, mode: mode.mode, size: size)
-        (id, createdKey) = (memory.id, memory.key)
+        let memory = try openOrCreate(
+          create: { () throws(IPCError) in
+            try SharedMemory(key: key?.key, flags: flags, mode: mode.mode, size: size?.bytes)
+          },
+          open: { (key) throws(IPCError) in try SharedMemory(key: key, mode: mode.mode) })
+        (id, createdKey) = (memory.object.id, memory.object.key)
       case .messageQueue:
-        let queue = try MessageQueue(key: key?.key, flags: flags, mode: mode.mode)
-        if let maxBytes {
+        let (queue, created) = try openOrCreate(
+          create: { () throws(IPCError) in
+            try MessageQueue(key: key?.key, flags: flags, mode: mode.mode)
+          },
+          open: { (key) throws(IPCError) in try MessageQueue(key: key, mode: mode.mode) })
+        // --max-bytes is for a queue this call created: an opened one keeps its capacity.
+        if let maxBytes, created {
           do {
             try queue.setMaxSize(maxBytes)
           } catch {
-            if !orOpen { try? queue.remove() }
+            try? queue.remove()
             throw error
           }
         }
         (id, createdKey) = (queue.id, queue.key)
       }
       print(printKey ? "\(id) \(createdKey)" : "\(id)")
+    }
+
+    /// Creates with `create` (exclusively); with --or-open, an object that exists already is
+    /// opened with `open` instead, untouched: the size and capacity options are for a new one.
+    /// An object removed between the two calls is created again.
+    private func openOrCreate<T>(
+      create: () throws(IPCError) -> T, open: (IPCKey) throws(IPCError) -> T
+    ) throws(IPCError) -> (object: T, created: Bool) {
+      guard orOpen, let key = key?.key else { return (try create(), true) }
+      while true {
+        do throws(IPCError) {
+          return (try create(), true)
+        } catch  where error.kind == .existential {
+          do throws(IPCError) {
+            return (try open(key), false)
+          } catch  where error.kind == .existential {
+            continue  // removed meanwhile: create it
+          }
+        }
+      }
     }
   }
 }

@@ -1,10 +1,12 @@
 import ArgumentParser
-import DemoSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif

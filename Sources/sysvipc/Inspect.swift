@@ -1,103 +1,9 @@
 import ArgumentParser
-import DemoSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 extension SysVIPCTool {
-  struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(
-      abstract: "List every System V object on the system, as `ipcs -a` does.",
-      discussion: """
-        Columns: KIND, KEY, ID, OWNER, MODE (octal), SIZE (semaphores in the set; bytes of a \
-        segment; messages and bytes on a queue), ATTACH (attachments of a segment), CPID \
-        (creator of a segment), LPID (last to attach or detach a segment; last sender/last \
-        receiver of a queue), STATUS ("dest": removed, alive until its last detach). \
-        Objects are listed whatever their permissions.
-        """)
-
-    @Option(name: .shortAndLong, help: "Only objects of this kind (sem, shm or mq).")
-    var kind: KindArgument?
-
-    @Flag(help: "Print JSON: an array with one object per IPC object.")
-    var json = false
-
-    func run() throws {
-      let objects =
-        if let kind { try IPCSystem.objects(of: kind.kind) } else { try IPCSystem.objects() }
-      if json {
-        try printJSON(objects.map(ObjectReport.init))
-      } else {
-        printTable(objects)
-      }
-    }
-
-    private func printTable(_ objects: [IPCObjectInfo]) {
-      var rows = [
-        ["KIND", "KEY", "ID", "OWNER", "MODE", "SIZE", "ATTACH", "CPID", "LPID", "STATUS"]
-      ]
-      for object in objects {
-        let size: String
-        var attach = "-"
-        var cpid = "-"
-        var lpid = "-"
-        switch object.kind {
-        case .semaphore:
-          let count = object.semaphoreCount ?? 0
-          size = "\(count) sem\(count == 1 ? "" : "s")"
-        case .sharedMemory:
-          size = "\(object.size ?? 0) B"
-          attach = object.attachCount.map(String.init) ?? "-"
-          cpid = object.creatorPID.map(String.init) ?? "-"
-          lpid = object.lastPID.map(String.init) ?? "-"
-        case .messageQueue:
-          let count = object.messageCount ?? 0
-          size = "\(count) msg\(count == 1 ? "" : "s"), \(object.messageBytes ?? 0) B"
-          lpid = "\(object.lastSendPID ?? 0)/\(object.lastReceivePID ?? 0)"
-        }
-        rows.append([
-          KindArgument.name(object.kind), object.key.description, String(object.id),
-          userName(object.uid), octal(object.mode), size, attach, cpid, lpid,
-          object.isMarkedForRemoval ? "dest" : "",
-        ])
-      }
-      printColumns(rows)
-    }
-  }
-
-  struct Limits: ParsableCommand {
-    static let configuration = CommandConfiguration(
-      abstract: "Print the kernel's System V IPC limits (IPC_INFO).")
-
-    @Flag(help: "Print JSON: one member per limit; null where the platform does not say.")
-    var json = false
-
-    func run() throws {
-      let limits = try IPCSystem.limits()
-      if json {
-        try printJSON(LimitsReport(limits))
-        return
-      }
-      let notes: [String: String] = [
-        "msgmax": "largest message, bytes",
-        "msgmnb": "default largest queue, bytes",
-        "msgmni": "most message queues",
-        "semmsl": "most semaphores in a set",
-        "semmns": "most semaphores in all",
-        "semopm": "most operations in one semop",
-        "semmni": "most semaphore sets",
-        "semvmx": "largest semaphore value",
-        "shmmax": "largest segment, bytes",
-        "shmall": "most shared memory in all, pages",
-        "shmmni": "most segments",
-        "pageSize": "page size, bytes",
-      ]
-      printColumns(
-        limits.all.map { name, value in
-          [name, value.map(String.init) ?? "unknown", notes[name] ?? ""]
-        })
-    }
-  }
-
   struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Print everything about one object.",
@@ -106,13 +12,13 @@ extension SysVIPCTool {
     @Argument(help: "The kind of object: sem, shm or mq.")
     var kind: KindArgument
 
-    @Argument(help: "The object's id, as `sysvipc list` shows it.")
-    var id: Int32
+    @OptionGroup var target: Target
 
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
+      let id = try target.resolve(kind.kind)
       let object = try IPCSystem.object(kind.kind, id: id)
       var report = ObjectReport(object)
       if object.kind == .semaphore {
@@ -125,6 +31,7 @@ extension SysVIPCTool {
         }
       }
       if json {
+        report.schemaVersion = jsonSchemaVersion
         try printJSON(report)
       } else {
         printColumns(report.fields.map { [$0.0 + ":", $0.1] })
@@ -132,52 +39,6 @@ extension SysVIPCTool {
     }
   }
 
-  struct Remove: ParsableCommand {
-    static let configuration = CommandConfiguration(
-      abstract: "Remove objects (IPC_RMID), by id or by key.",
-      discussion: """
-        Every object named is tried; the status is 1 when any could not be removed. A \
-        shared memory segment lives on until its last detach.
-        """)
-
-    @Argument(help: "The kind of object: sem, shm or mq.")
-    var kind: KindArgument
-
-    @Argument(help: "The ids of the objects to remove.")
-    var ids: [Int32] = []
-
-    @Option(name: .customLong("key"), help: "Also remove the object with this key (repeatable).")
-    var keys: [KeyArgument] = []
-
-    func validate() throws {
-      if ids.isEmpty && keys.isEmpty { throw ValidationError("Give at least one id or --key.") }
-    }
-
-    func run() throws {
-      var failures = 0
-      var targets = ids
-      if !keys.isEmpty {
-        let objects = try IPCSystem.objects(of: kind.kind)
-        for key in keys.map(\.key) {
-          if let object = objects.first(where: { $0.key == key }) {
-            targets.append(object.id)
-          } else {
-            printError("sysvipc: no \(kind.kind.name) with key \(key)")
-            failures += 1
-          }
-        }
-      }
-      for id in targets {
-        do {
-          try removeObject(kind.kind, id: id)
-        } catch {
-          printError("sysvipc: \(error)")
-          failures += 1
-        }
-      }
-      if failures > 0 { throw ExitCode(SysVIPCTool.Status.failure) }
-    }
-  }
 }
 
 /// `IPC_RMID` through the kind's own type.
@@ -193,6 +54,8 @@ func removeObject(_ kind: IPCObjectKind, id: Int32) throws(IPCError) {
 
 /// One object for JSON and for `info`: the library's property names.
 struct ObjectReport: Encodable {
+  /// In `info --json` only: `list --json` states it once.
+  var schemaVersion: Int?
   var kind: String
   var key: Int32
   var keyHex: String
@@ -223,6 +86,9 @@ struct ObjectReport: Encodable {
   var lastReceivePID: Int32?
   var lastSendTime: Date?
   var lastReceiveTime: Date?
+  var lastActivityTime: Date?
+  /// With `list --stale`: why the object is stale.
+  var stale: StaleReport?
 
   init(_ object: IPCObjectInfo) {
     kind = object.kind.rawValue
@@ -252,6 +118,7 @@ struct ObjectReport: Encodable {
     lastReceivePID = object.lastReceivePID
     lastSendTime = object.lastSendTime
     lastReceiveTime = object.lastReceiveTime
+    lastActivityTime = object.lastActivityTime
   }
 
   /// The fields that apply, in order, for `info`.
@@ -290,26 +157,6 @@ struct ObjectReport: Encodable {
       result.append(("lastReceiveTime", time(lastReceiveTime)))
     }
     return result
-  }
-}
-
-/// The limits for JSON, `null` where unknown.
-struct LimitsReport: Encodable {
-  var values: [(String, Int?)]
-  init(_ limits: IPCLimits) { values = limits.all.map { ($0.key, $0.value) } }
-
-  struct Name: CodingKey {
-    var stringValue: String
-    init(stringValue: String) { self.stringValue = stringValue }
-    var intValue: Int? { nil }
-    init?(intValue: Int) { nil }
-  }
-
-  func encode(to encoder: any Encoder) throws {
-    var container = encoder.container(keyedBy: Name.self)
-    for (name, value) in values {
-      try container.encode(value, forKey: Name(stringValue: name))
-    }
   }
 }
 

@@ -11,10 +11,7 @@ extension SysVIPCTool {
         --timeout expires.
         """)
 
-    @OptionGroup var target: Target
-
-    @Argument(help: "The message (UTF-8); omit it with --stdin.")
-    var message: String?
+    @OptionGroup var target: TargetAndText
 
     @Flag(help: "Send the bytes of standard input instead.")
     var stdin = false
@@ -29,17 +26,18 @@ extension SysVIPCTool {
     var timeout: SecondsArgument?
 
     func validate() throws {
-      if stdin == (message != nil) {
-        throw ValidationError("Give the message or --stdin, not both.")
-      }
+      _ = try target.split(stdin: stdin)
       if type < 1 { throw ValidationError("--type must be 1 or more.") }
     }
 
     func run() throws {
+      let (object, message) = try target.split(stdin: stdin)
       let bytes =
         stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(message!.utf8)
+      // Opened by id: sending needs write permission only (msgsnd); the tool reads nothing
+      // else about the queue (the key lookup reads the system's list, which needs none).
       let queue = try MessageQueue(
-        id: try target.resolve(.messageQueue), maxMessageSize: largestMessage())
+        id: try object.resolve(.messageQueue), maxMessageSize: largestMessage())
       try queue.send(bytes, block: !nowait, type: type, timeout: timeout?.duration)
     }
   }

@@ -37,10 +37,7 @@ extension SysVIPCTool {
       abstract: "Write text, or standard input, into a shared memory segment.",
       discussion: "Writing past the end of the segment fails and writes nothing.")
 
-    @OptionGroup var target: Target
-
-    @Argument(help: "The text to write (UTF-8); omit it with --stdin.")
-    var content: String?
+    @OptionGroup var target: TargetAndText
 
     @Flag(help: "Write the bytes of standard input instead.")
     var stdin = false
@@ -52,14 +49,15 @@ extension SysVIPCTool {
     var nul = false
 
     func validate() throws {
-      if stdin == (content != nil) { throw ValidationError("Give the text or --stdin, not both.") }
+      _ = try target.split(stdin: stdin)
     }
 
     func run() throws {
+      let (object, content) = try target.split(stdin: stdin)
       var bytes =
         stdin ? [UInt8](FileHandle.standardInput.readDataToEndOfFile()) : Array(content!.utf8)
       if nul { bytes.append(0) }
-      let memory = try SharedMemory.attach(id: try target.resolve(.sharedMemory))
+      let memory = try SharedMemory.attach(id: try object.resolve(.sharedMemory))
       try memory.write(bytes, offset: offset)
     }
   }

@@ -1,11 +1,13 @@
 // `sysvipc`: System V IPC from the shell, built on the SysVIPC library's public API only.
 import ArgumentParser
-import DemoSupport
 import Foundation
+import ProgramSupport
 import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -31,7 +33,7 @@ struct SysVIPCTool: ParsableCommand {
       """,
     version: "0.1.0",
     subcommands: [
-      List.self, Limits.self, Info.self, Remove.self, Create.self,
+      List.self, Limits.self, Summary.self, Info.self, Remove.self, Create.self,
       Acquire.self, Release.self, Send.self, Receive.self, Read.self, Write.self,
       Demo.self, DemoConclusion.self,
     ])

@@ -14,8 +14,6 @@ import sysv_ipc
 from common import md5, read_params, say
 
 
-
-
 def receive_new(role, queue, last):
     """Receives until the message is not what this side sent last, putting its own back."""
     message, _ = queue.receive()

@@ -7,7 +7,6 @@ versions.
 
 Usage: sem_and_shm.py premise|conclusion [params.txt]
 """
-import os
 import signal
 import sys
 import time
@@ -15,8 +14,6 @@ import time
 import sysv_ipc
 
 from common import md5, read_params, say
-
-
 
 
 def read_text(memory):

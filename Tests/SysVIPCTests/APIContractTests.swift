@@ -4,6 +4,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Every name and shape of ../shared/API.md, used as a user would write it: a renamed or
@@ -16,8 +18,10 @@ struct APIContractTests {
     #expect(IPCKey(rawValue: 7).rawValue == 7)
     #expect(IPCKey.private.rawValue == 0)
     #expect(IPCKey.min.rawValue == Int32.min && IPCKey.max.rawValue == Int32.max)
-    let flags: [IPCFlags] = [[], .create, .exclusive, .createExclusive, .hugePages, .noReserve]
-    #expect(flags.count == 6)
+    #if os(Linux)
+      let flags: [IPCFlags] = [[], .create, .exclusive, .createExclusive, .hugePages, .noReserve]
+      #expect(flags.count == 6)
+    #endif
     let mode: IPCPermissions = 0o600
     #expect(mode.rawValue == 0o600)
     let error = IPCError(.busy, "example")

@@ -4,6 +4,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Runs the built `sysvipc` to its end.
@@ -27,7 +29,8 @@ struct CLITests {
       #expect(help.output.contains(line), "\(line)\n\(help)")
     }
     for command in [
-      "list", "limits", "info", "remove", "create", "acquire", "release", "send", "receive", "read",
+      "list", "limits", "summary", "info", "remove", "create", "acquire", "release", "send",
+      "receive", "read",
       "write", "demo",
     ] {
       #expect(help.output.contains("  \(command) "), "\(command) in the help")
@@ -68,7 +71,9 @@ struct CLITests {
 
     let listed = try await sysvipc("list", "--json")
     #expect(listed.status == 0, "\(listed)")
-    let entries = try #require(try json(listed) as? [[String: Any]])
+    let report = try #require(try json(listed) as? [String: Any])
+    #expect(report["schemaVersion"] as? Int == 1)
+    let entries = try #require(report["objects"] as? [[String: Any]])
     let entry = try #require(
       entries.first {
         $0["kind"] as? String == "semaphore" && $0["id"] as? Int == Int(semaphore.id)
@@ -83,7 +88,8 @@ struct CLITests {
     #expect(entry["lastChangeTime"] is String)
 
     let shmOnly = try await sysvipc("list", "--kind", "shm", "--json")
-    let shmEntries = try #require(try json(shmOnly) as? [[String: Any]])
+    let shmReport = try #require(try json(shmOnly) as? [String: Any])
+    let shmEntries = try #require(shmReport["objects"] as? [[String: Any]])
     #expect(shmEntries.allSatisfy { $0["kind"] as? String == "sharedMemory" })
   }
 
@@ -91,7 +97,8 @@ struct CLITests {
     let limits = try IPCSystem.limits()
     let outcome = try await sysvipc("limits", "--json")
     #expect(outcome.status == 0, "\(outcome)")
-    let values = try #require(try json(outcome) as? [String: Any])
+    let report = try #require(try json(outcome) as? [String: Any])
+    let values = try #require(report["limits"] as? [String: Any])
     #expect(values.count == 12)
     for (name, value) in limits.all {
       #expect(values[name] as? Int == value, "\(name)")

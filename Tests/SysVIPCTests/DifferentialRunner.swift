@@ -3,6 +3,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 // The differential test's two sides and their comparison (issue 16). Python's sysv_ipc is the

@@ -5,6 +5,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -96,7 +98,7 @@ struct DocumentationExamplesAsyncAwait {
     try await server.value
   }
 
-  @Test func cancellingAReceive() async throws {
+  @Test(.timingSensitive) func cancellingAReceive() async throws {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
     let clock = ContinuousClock()

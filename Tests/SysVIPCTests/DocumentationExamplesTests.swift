@@ -82,7 +82,7 @@ struct DocumentationExamplesTests {
     #expect(!sources.isEmpty)
     for block in try Self.codeBlocks() where !Self.unchecked.contains(block.language) {
       #expect(
-        ["swift", "python", "c"].contains(block.language),
+        ["swift", "python", "c", "php"].contains(block.language),
         "\(block): give every code block a language")
       var lines = block.lines.map { Self.normalized($0) }
       // A manifest excerpt cannot be compiled by a test; it is marked as such.

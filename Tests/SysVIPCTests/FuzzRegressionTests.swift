@@ -6,6 +6,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Every input with which a fuzz target (Fuzz/, Scripts/fuzz.sh) found a defect, replayed as

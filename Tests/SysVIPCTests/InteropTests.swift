@@ -4,6 +4,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Swift with Python's `sysv_ipc` (built from source by .ci/run) and with C, on real objects:

@@ -4,6 +4,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Waits until `helper` has said it is about to wait and sleeps in the kernel (state S).
@@ -143,7 +145,8 @@ struct MessageQueueProcessTests {
     #expect(byID.errorKind == "permissions", "\(byID.output)")
 
     #expect(try queue.currentMessages == 1)
-    #expect(try await queue.receive(block: false) == (Array("secret".utf8), 1), "nothing lost or forged")
+    #expect(
+      try await queue.receive(block: false) == (Array("secret".utf8), 1), "nothing lost or forged")
   }
 
   @Test(.enabled(if: isRoot, "permission tests need root to drop to nobody"))

@@ -4,6 +4,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// The kernel function a process sleeps in (`/proc/PID/wchan`), such as `do_msgrcv`; `nil`

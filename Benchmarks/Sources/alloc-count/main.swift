@@ -6,6 +6,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 nonisolated(unsafe) var failures = 0

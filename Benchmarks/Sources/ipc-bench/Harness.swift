@@ -5,6 +5,8 @@ import Synchronization
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// A failure of the benchmark itself (bad option, failed check, failed child).

@@ -144,7 +144,7 @@ func mqLocal(_ options: Options) throws {
     // layout; no copy in user space, as C's own struct msgbuf.
     var out = try MessageQueue.MessageBuffer(capacity: size)
     out.withUnsafeMutableText(count: size) { $0.copyMemory(from: bytes) }
-    var received = try MessageQueue.MessageBuffer(capacity: messageCapacity)
+    var received = try MessageQueue.MessageBuffer(capacity: size)  // at most msgmax
     for _ in 0..<warmUp(n) {
       try queue.send(out)
       try queue.receive(into: &received)

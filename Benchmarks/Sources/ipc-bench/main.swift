@@ -3,6 +3,8 @@
 // c/ipc-bench.c is the same program in C (impl=c); run.py runs the two interleaved.
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 let scenarios: [(String, (Options) throws -> Void)] = [

@@ -7,6 +7,8 @@ import SysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Paths the fuzzer can reach by a few mutations: existing files and directories.

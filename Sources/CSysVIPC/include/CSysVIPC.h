@@ -1,8 +1,11 @@
-// The C side of SysVIPC: thin, prefixed wrappers over the System V calls that Swift cannot make
-// directly (the variadic semctl; semtimedop, hidden without _GNU_SOURCE; the IPC_INFO structures)
-// and fixed-layout copies of the kernel's control structures, so the Swift side never depends on
-// the C library's private field names. Every function returns what the system call returned and
-// leaves errno as the call set it.
+// The C side of SysVIPC: only what Swift cannot do itself. That is the variadic semctl with its
+// union semun; what glibc hides without _GNU_SOURCE (semtimedop, MSG_EXCEPT, IPC_INFO and the
+// *_INFO / *_STAT_ANY listing commands with their structures); the control structures, whose
+// field names differ between platforms (`__key` or `_key`, `__msg_cbytes` or `msg_cbytes`),
+// flattened into fixed layouts; and a per-thread scratch block (thread-local storage with a
+// destructor). Everything else, constants included, is read in Swift (Core/Syscalls.swift, the
+// one place that calls into this module). Every function returns what the system call returned
+// and leaves errno as the call set it.
 #ifndef CSYSVIPC_H
 #define CSYSVIPC_H
 
@@ -70,41 +73,31 @@ typedef struct {
   int64_t shmmax, shmall, shmmni;
 } csysvipc_limits;
 
-/// Whether semtimedop exists on this platform (Linux: yes; macOS: no).
-int csysvipc_has_semtimedop(void);
+/// semtimedop with a relative timeout in nanoseconds (hidden without _GNU_SOURCE). Where there
+/// is none (macOS) it fails with ENOSYS: the Swift side emulates timeouts there.
+int csysvipc_semtimedop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns);
 
-/// semop, or semtimedop when `timeout_ns` >= 0 (a relative timeout in nanoseconds).
-/// Without semtimedop a timeout is refused with ENOSYS: the Swift side emulates it.
-int csysvipc_semop(int id, csysvipc_sembuf *ops, size_t count, int64_t timeout_ns);
-
-/// semop of one operation on semaphore 0, without a timeout: the hot path of acquire and
-/// release, with the `struct sembuf` built here so that the Swift caller needs no stack buffer.
+/// semop of one operation on semaphore 0: the hot path of acquire and release. In C because
+/// Swift guards any function that passes a local's address with a stack-protector check (five
+/// more instructions per call, measured with Benchmarks/callgrind.sh).
 int csysvipc_semop1(int id, int16_t operation, int16_t flags);
 
-int csysvipc_sem_getval(int id, int index);
-int csysvipc_sem_setval(int id, int index, int value);
-int csysvipc_sem_getall(int id, uint16_t *values);
-int csysvipc_sem_setall(int id, const uint16_t *values);
-int csysvipc_sem_getpid(int id, int index);
-int csysvipc_sem_getncnt(int id, int index);
-int csysvipc_sem_getzcnt(int id, int index);
+/// semctl of a command that takes an int or nothing (GETVAL, SETVAL, GETPID, GETNCNT, GETZCNT,
+/// IPC_RMID): the variadic call with `union semun`.
+int csysvipc_semctl_value(int id, int index, int command, int value);
+/// semctl of a command that takes an array (GETALL, SETALL).
+int csysvipc_semctl_array(int id, int command, uint16_t *values);
+
 int csysvipc_sem_stat(int id, csysvipc_sem_status *out);
 int csysvipc_sem_set(int id, uint32_t uid, uint32_t gid, uint32_t mode);
-int csysvipc_sem_remove(int id);
-
 int csysvipc_shm_stat(int id, csysvipc_shm_status *out);
 int csysvipc_shm_set(int id, uint32_t uid, uint32_t gid, uint32_t mode);
-int csysvipc_shm_remove(int id);
-
 int csysvipc_msg_stat(int id, csysvipc_msg_status *out);
 int csysvipc_msg_set(int id, uint32_t uid, uint32_t gid, uint32_t mode, uint64_t qbytes);
-int csysvipc_msg_remove(int id);
 
-/// The byte offset of the text in `struct msgbuf` (the size of the C `long` type before it).
-size_t csysvipc_msg_header_size(void);
+/// MSG_EXCEPT (Linux; hidden without _GNU_SOURCE), or 0 where there is none. Read once.
+int csysvipc_msg_except(void);
 
-/// msgsnd of `size` text bytes at `message`, where `message` points to the type (a C long).
-int csysvipc_msgsnd(int id, const void *message, size_t size, int flags);
 /// The size of each thread's message scratch block: a message of Linux's default msgmax
 /// (8192 bytes) with its type, and a type's worth more.
 enum { CSYSVIPC_THREAD_SCRATCH = 8192 + 2 * 8 };
@@ -117,9 +110,6 @@ enum { CSYSVIPC_THREAD_SCRATCH = 8192 + 2 * 8 };
 void *csysvipc_scratch_acquire(size_t size);
 void csysvipc_scratch_release(void *block);
 
-/// msgrcv into `message` (type, then up to `size` text bytes); returns the text's length.
-long csysvipc_msgrcv(int id, void *message, size_t size, long type, int flags);
-
 /// Fills `out` with the kernel's limits. Returns 0, or -1 with errno.
 int csysvipc_limits_read(csysvipc_limits *out);
 
@@ -131,21 +121,6 @@ int csysvipc_msg_max_index(void);
 int csysvipc_sem_stat_index(int index, csysvipc_sem_status *out);
 int csysvipc_shm_stat_index(int index, csysvipc_shm_status *out);
 int csysvipc_msg_stat_index(int index, csysvipc_msg_status *out);
-
-/// Monotonic clock, nanoseconds.
-int64_t csysvipc_monotonic_ns(void);
-
-/// Flag values the Swift side needs that are macros or Linux-only.
-int csysvipc_ipc_nowait(void);
-int csysvipc_sem_undo(void);
-int csysvipc_msg_noerror(void);
-int csysvipc_msg_except(void);
-int csysvipc_shm_hugetlb(void);
-int csysvipc_shm_noreserve(void);
-int csysvipc_shm_rdonly(void);
-int csysvipc_shm_rnd(void);
-int csysvipc_shm_remap(void);
-int csysvipc_shm_dest(void);
 
 #ifdef __cplusplus
 }

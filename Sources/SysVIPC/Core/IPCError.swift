@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -138,8 +140,7 @@ extension IPCError {
     switch errno.rawValue {
     case EEXIST: (kind, reason) = (.existential, "already exists")
     case ENOENT, ENOTDIR: (kind, reason) = (.existential, "does not exist")
-    case EIDRM:
-      (kind, reason) = (.existential, "removed while waiting")
+    case EIDRM: (kind, reason) = (.existential, "removed while waiting")
     case EACCES: (kind, reason) = (.permissions, "permission denied")
     case EPERM: (kind, reason) = (.permissions, "operation not permitted")
     case EAGAIN: (kind, reason) = (.busy, "would block")
@@ -165,4 +166,49 @@ extension IPCError {
     }
     return IPCError(kind, "\(subject ?? op.subject): \(reason)", errno: errno)
   }
+}
+
+// MARK: Errors made without a system call
+
+extension IPCError {
+  /// Shared memory accessed, or detached, while not attached.
+  static func notAttached(_ call: StaticString, id: Int32) -> IPCError {
+    IPCError(.notAttached, "\(call) on shared memory \(id): not attached (call attach() first)")
+  }
+
+  /// attach / detach refused while accesses to the mapping run.
+  static func busy(_ call: StaticString, id: Int32, _ accesses: Int) -> IPCError {
+    IPCError(
+      .busy,
+      "\(call) on shared memory \(id): \(accesses) access(es) still running "
+        + "(withUnsafeBytes and the like); the mapping stays until they return")
+  }
+
+  /// A write, or a mutable view, on a read-only attachment.
+  static func readOnly(_ call: StaticString, id: Int32) -> IPCError {
+    IPCError(
+      .permissions,
+      "\(call) on shared memory \(id): attached read-only (AttachFlags.readOnly, or opened "
+        + "with a mode without 0o200)")
+  }
+
+  /// E2BIG from msgrcv, explained: the kernel left the message queued.
+  static func tooLong(id: Int32, what: String) -> IPCError {
+    let error = IPCError.system(.argListTooLong, IPCOperation("msgrcv", .messageQueue, id: id))
+    return IPCError(
+      error.kind,
+      "msgrcv on message queue \(id): the message is longer than \(what); it stays queued "
+        + "(receive it into a larger buffer, or pass .truncate to cut it)",
+      errno: error.errno)
+  }
+
+  /// The error of an async wait whose task was cancelled: kind ``Kind/busy`` (the wait did not
+  /// complete and changed nothing) with `errno` `ECANCELED`; see ``isCancellation``.
+  static func cancelled(_ what: String) -> IPCError {
+    IPCError(.busy, "\(what): cancelled", errno: .canceled)
+  }
+
+  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
+  /// than a failure of the operation.
+  public var isCancellation: Bool { kind == .busy && errno == .canceled }
 }

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -60,12 +62,16 @@ public struct IPCKey: RawRepresentable, Hashable, Sendable, ExpressibleByInteger
   ///   - projectID: 1...255; `ftok` uses only its low 8 bits, so larger values are refused
   ///     rather than silently truncated.
   /// - Throws: ``IPCError/Kind/existential`` when `path` does not exist,
-  ///   ``IPCError/Kind/invalidArgument`` for a `projectID` outside 1...255.
+  ///   ``IPCError/Kind/invalidArgument`` for a `projectID` outside 1...255 or a `path` with a
+  ///   NUL byte (C would read only the part before it: another file's key).
   public init(path: String, projectID: Int32) throws(IPCError) {
     guard (1...255).contains(projectID) else {
       throw .invalid("ftok: projectID \(projectID) is outside 1...255")
     }
-    let key = ftok(path, projectID)
+    guard !path.utf8.contains(0) else {
+      throw .invalid("ftok: the path contains a NUL byte; C would use only the part before it")
+    }
+    let key = system_ftok(path, projectID)
     if key == -1 {
       throw IPCError.system(currentErrno, IPCOperation("ftok"), subject: "ftok on \(path)")
     }
@@ -99,10 +105,18 @@ public struct IPCFlags: OptionSet, Hashable, Sendable {
   public static let exclusive = IPCFlags(rawValue: IPC_EXCL)
   /// `IPC_CREX` in Python: `IPC_CREAT | IPC_EXCL`, create a new object or fail.
   public static let createExclusive: IPCFlags = [.create, .exclusive]
-  /// `SHM_HUGETLB` (Linux, shared memory only): back the segment with huge pages.
-  public static let hugePages = IPCFlags(rawValue: csysvipc_shm_hugetlb())
-  /// `SHM_NORESERVE` (Linux, shared memory only): do not reserve swap space for the segment.
-  public static let noReserve = IPCFlags(rawValue: csysvipc_shm_noreserve())
+  #if os(Linux)
+    /// `SHM_HUGETLB` (Linux, shared memory only): back the segment with huge pages.
+    public static let hugePages = IPCFlags(rawValue: SHM_HUGETLB)
+    /// `SHM_NORESERVE` (Linux, shared memory only): do not reserve swap space for the segment.
+    public static let noReserve = IPCFlags(rawValue: SHM_NORESERVE)
+
+    /// The flags only shared memory accepts.
+    static let sharedMemoryOnly: IPCFlags = [.hugePages, .noReserve]
+  #else
+    // No such flags elsewhere: rather than flags that would silently do nothing.
+    static let sharedMemoryOnly: IPCFlags = []
+  #endif
 }
 
 /// The nine permission bits of an object (`ipc_perm.mode`), such as `0o600`.

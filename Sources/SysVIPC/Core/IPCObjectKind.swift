@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -146,17 +148,17 @@ extension IPCObjectKind {
     switch self {
     case .semaphore:
       var status = csysvipc_sem_status()
-      rc = csysvipc_sem_stat(id, &status)
+      rc = system_semctl_stat(id, &status)
     case .sharedMemory:
       var status = csysvipc_shm_status()
-      rc = csysvipc_shm_stat(id, &status)
+      rc = system_shmctl_stat(id, &status)
     case .messageQueue:
       var status = csysvipc_msg_status()
-      rc = csysvipc_msg_stat(id, &status)
+      rc = system_msgctl_stat(id, &status)
     }
     if rc == 0 { return true }
     let error = currentErrno
-    return error != .invalidArgument && error != Errno(rawValue: EIDRM)
+    return error != .invalidArgument && error != .identifierRemoved
   }
 
   /// `IPC_RMID`.
@@ -164,9 +166,9 @@ extension IPCObjectKind {
     let op = IPCOperation(controlCallName, self, id: id)
     _ = try retryingInterrupts(op) { _ in
       switch self {
-      case .semaphore: csysvipc_sem_remove(id)
-      case .sharedMemory: csysvipc_shm_remove(id)
-      case .messageQueue: csysvipc_msg_remove(id)
+      case .semaphore: system_semctl(id, 0, IPC_RMID)
+      case .sharedMemory: system_shmctl_remove(id)
+      case .messageQueue: system_msgctl_remove(id)
       }
     }
   }
@@ -183,8 +185,8 @@ extension IPCObjectKind {
     let newMode = modeBits ?? (current.mode & 0o777)
     _ = try retryingInterrupts(op) { _ in
       switch self {
-      case .semaphore: csysvipc_sem_set(id, newUID, newGID, newMode)
-      case .sharedMemory: csysvipc_shm_set(id, newUID, newGID, newMode)
+      case .semaphore: system_semctl_set(id, newUID, newGID, newMode)
+      case .sharedMemory: system_shmctl_set(id, newUID, newGID, newMode)
       case .messageQueue: setKeepingQueueSize(id: id, uid: newUID, gid: newGID, mode: newMode)
       }
     }
@@ -193,8 +195,8 @@ extension IPCObjectKind {
   /// msgctl(IPC_SET) also sets msg_qbytes: keep the current one.
   private func setKeepingQueueSize(id: Int32, uid: UInt32, gid: UInt32, mode: UInt32) -> Int32 {
     var status = csysvipc_msg_status()
-    if csysvipc_msg_stat(id, &status) != 0 { return -1 }
-    return csysvipc_msg_set(id, uid, gid, mode, status.qbytes)
+    if system_msgctl_stat(id, &status) != 0 { return -1 }
+    return system_msgctl_set(id, uid, gid, mode, status.qbytes)
   }
 
   /// The object's `ipc_perm`, from one IPC_STAT.
@@ -210,7 +212,7 @@ extension IPCObjectKind {
   func semaphoreStatus(id: Int32) throws(IPCError) -> csysvipc_sem_status {
     var status = csysvipc_sem_status()
     _ = try retryingInterrupts(IPCOperation("semctl(IPC_STAT)", self, id: id)) { _ in
-      csysvipc_sem_stat(id, &status)
+      system_semctl_stat(id, &status)
     }
     return status
   }
@@ -219,7 +221,7 @@ extension IPCObjectKind {
   func sharedMemoryStatus(id: Int32) throws(IPCError) -> csysvipc_shm_status {
     var status = csysvipc_shm_status()
     _ = try retryingInterrupts(IPCOperation("shmctl(IPC_STAT)", self, id: id)) { _ in
-      csysvipc_shm_stat(id, &status)
+      system_shmctl_stat(id, &status)
     }
     return status
   }
@@ -228,7 +230,7 @@ extension IPCObjectKind {
   func messageQueueStatus(id: Int32) throws(IPCError) -> csysvipc_msg_status {
     var status = csysvipc_msg_status()
     _ = try retryingInterrupts(IPCOperation("msgctl(IPC_STAT)", self, id: id)) { _ in
-      csysvipc_msg_stat(id, &status)
+      system_msgctl_stat(id, &status)
     }
     return status
   }

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -70,18 +72,6 @@ func waitOffPool<Value: Sendable>(
   return try result.get()
 }
 
-extension IPCError {
-  /// The error of an async wait whose task was cancelled: kind ``Kind/busy`` (the wait did not
-  /// complete and changed nothing) with `errno` `ECANCELED`; see ``isCancellation``.
-  static func cancelled(_ what: String) -> IPCError {
-    IPCError(.busy, "\(what): cancelled", errno: .canceled)
-  }
-
-  /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
-  /// than a failure of the operation.
-  public var isCancellation: Bool { kind == .busy && errno == .canceled }
-}
-
 private final class CancellationFlag: Sendable {
   private let flag = Atomic<Bool>(false)
   var isSet: Bool { flag.load(ordering: .acquiring) }
@@ -103,7 +93,7 @@ private func startThread(_ body: @escaping @Sendable () -> Void) {
   let rc = pthread_create(
     &thread, nil,
     { raw in
-      #if canImport(Glibc)
+      #if canImport(Glibc) || canImport(Musl)
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
       #else
         let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()

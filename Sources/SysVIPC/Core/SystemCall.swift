@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -42,12 +44,12 @@ struct Deadline: Sendable {
 
   /// A deadline `nanoseconds` from now (saturating).
   init(afterNanoseconds nanoseconds: Int64) {
-    let (sum, overflow) = csysvipc_monotonic_ns().addingReportingOverflow(nanoseconds)
+    let (sum, overflow) = system_monotonicNanoseconds().addingReportingOverflow(nanoseconds)
     uptimeNanoseconds = overflow ? .max : sum
   }
 
   /// Nanoseconds until the deadline; 0 once it has passed.
-  var remainingNanoseconds: Int64 { max(0, uptimeNanoseconds - csysvipc_monotonic_ns()) }
+  var remainingNanoseconds: Int64 { max(0, uptimeNanoseconds - system_monotonicNanoseconds()) }
 
   var hasPassed: Bool { remainingNanoseconds == 0 }
 }
@@ -70,9 +72,4 @@ func timeoutNanoseconds(_ timeout: Duration?, _ operation: StaticString) throws(
 
 /// Sleeps the calling thread for up to `nanoseconds`; used where a platform has no timed wait
 /// and one is emulated by polling.
-func sleepNanoseconds(_ nanoseconds: Int64) {
-  var request = timespec(
-    tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
-  var remaining = timespec()
-  while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
-}
+func sleepNanoseconds(_ nanoseconds: Int64) { system_sleep(nanoseconds) }

@@ -1,5 +1,11 @@
 import CSysVIPC
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 extension MessageQueue {
   /// A message laid out as the kernel reads and writes it (`struct msgbuf`: a C `long` type,
   /// then the text), owned by the caller: `MessageQueue.send(_:block:type:timeout:)` and
@@ -27,18 +33,29 @@ extension MessageQueue {
 
     /// A buffer for messages of up to `capacity` bytes of text (one heap allocation, here).
     ///
-    /// - Throws: ``IPCError/Kind/invalidArgument`` for a negative or absurd capacity.
+    /// - Throws: ``IPCError/Kind/invalidArgument`` for a negative capacity;
+    ///   ``IPCError/Kind/outOfRange`` for one above the system's largest message (`msgmax`:
+    ///   no message could use the rest) or one the system cannot allocate (`malloc` fails).
     public init(capacity: Int) throws(IPCError) {
-      guard capacity >= 0, capacity <= Int.max / 2 else {
-        throw .invalid("MessageBuffer: capacity \(capacity) is negative or too large")
+      guard capacity >= 0 else {
+        throw .invalid("MessageBuffer: capacity \(capacity) is negative")
+      }
+      let limit = MessageQueueCall.systemMaxMessageSize ?? (Int.max / 2)
+      guard capacity <= limit else {
+        throw .outOfRange(
+          "MessageBuffer: capacity \(capacity) is above the largest message the system allows "
+            + "(msgmax, \(limit) bytes)")
+      }
+      // malloc, not allocate(byteCount:alignment:), which traps when memory runs out; its
+      // blocks are aligned for any C type, a C long included.
+      guard let block = malloc(MessageQueueCall.headerSize + capacity) else {
+        throw .outOfRange("MessageBuffer: capacity \(capacity) cannot be allocated (malloc failed)")
       }
       self.capacity = capacity
-      block = .allocate(
-        byteCount: MessageQueueCall.headerSize + capacity,
-        alignment: MemoryLayout<CLong>.alignment)
+      self.block = block
     }
 
-    deinit { block.deallocate() }
+    deinit { free(block) }
 
     /// Sets the text's length to `count` (clamped to 0...``capacity``) and lets `body` write it
     /// in place.

@@ -7,6 +7,8 @@ import CSysVIPC
 #endif
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -56,7 +58,17 @@ public struct MessageQueue: IPCObject, Hashable {
 
   /// The key passed to `msgget` (or the random one drawn for `key: nil`; `msg_perm.__key` when
   /// opened by id).
-  public let key: IPCKey
+  ///
+  /// A queue opened by id without read permission (``init(id:maxMessageSize:)`` on a queue this
+  /// process may only write to) does not know its key: it is read (`IPC_STAT`) when asked for,
+  /// and is ``IPCKey/private`` while it cannot be read.
+  public var key: IPCKey {
+    if let knownKey { return knownKey }
+    let status = try? IPCObjectKind.messageQueue.messageQueueStatus(id: id)
+    return status.map { IPCKey(rawValue: $0.perm.key) } ?? .private
+  }
+  /// The key when known: always, except when opened by id without read permission.
+  private let knownKey: IPCKey?
   /// The kernel's id for the queue (`msgget`'s result).
   public let id: Int32
   /// The longest message this value sends or receives with
@@ -83,25 +95,46 @@ public struct MessageQueue: IPCObject, Hashable {
   ) throws(IPCError) {
     try Self.checkMaxMessageSize(maxMessageSize)
     let opened = try IPCObjectKind.messageQueue.open(key: key, flags: flags, mode: mode) {
-      msgget($0, $1)
+      system_msgget($0, $1)
     }
-    self.key = opened.key
+    self.knownKey = opened.key
     self.id = opened.id
     self.maxMessageSize = maxMessageSize
   }
 
   /// Opens an existing message queue by id (Python cannot). The ``key`` is read from the kernel
-  /// (`IPC_STAT`).
+  /// (`IPC_STAT`) when this process may read the queue.
+  ///
+  /// Opening needs no access at all: a queue this process may only write to (mode `0o622` of
+  /// another user, say) opens, and ``send(_:block:type:timeout:)-95i58`` works, as C's `msgsnd`
+  /// does on the bare id; each operation then meets the kernel's permission check itself
+  /// (receiving needs read access, ``status()`` too).
   ///
   /// - Throws: ``IPCError/Kind/existential`` when no queue has this id,
-  ///   ``IPCError/Kind/permissions`` without read access, ``IPCError/Kind/invalidArgument`` for
-  ///   a `maxMessageSize` below 1.
+  ///   ``IPCError/Kind/invalidArgument`` for a `maxMessageSize` below 1.
   public init(id: Int32, maxMessageSize: Int = 2048) throws(IPCError) {
     try Self.checkMaxMessageSize(maxMessageSize)
-    let status = try IPCObjectKind.messageQueue.messageQueueStatus(id: id)
-    self.key = IPCKey(rawValue: status.perm.key)
+    do {
+      let status = try IPCObjectKind.messageQueue.messageQueueStatus(id: id)
+      self.knownKey = IPCKey(rawValue: status.perm.key)
+    } catch let error where error.errno == .permissionDenied {
+      // EACCES: the queue exists, and this process may not read it; sending may still work.
+      self.knownKey = nil
+    }
     self.id = id
     self.maxMessageSize = maxMessageSize
+  }
+
+  /// Two values are equal when they name the same queue with the same ``maxMessageSize``
+  /// (whether or not each has read its ``key`` yet).
+  public static func == (lhs: MessageQueue, rhs: MessageQueue) -> Bool {
+    lhs.id == rhs.id && lhs.maxMessageSize == rhs.maxMessageSize
+  }
+
+  /// Hashes the ``id`` and ``maxMessageSize``, as ``==(_:_:)`` compares them.
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(id)
+    hasher.combine(maxMessageSize)
   }
 
   private static func checkMaxMessageSize(_ size: Int) throws(IPCError) {
@@ -294,7 +327,7 @@ public struct MessageQueue: IPCObject, Hashable {
     if block, timeout == nil, options.isEmpty, buffer.count > MessageQueueCall.headerSize,
       let base = buffer.baseAddress
     {
-      let count = csysvipc_msgrcv(
+      let count = system_msgrcv(
         id, base, buffer.count - MessageQueueCall.headerSize, CLong(type), 0)
       if count >= 0 {
         let received = base.loadUnaligned(as: CLong.self)
@@ -326,8 +359,8 @@ public struct MessageQueue: IPCObject, Hashable {
     let op = IPCOperation("msgctl(IPC_SET)", .messageQueue, id: id)
     _ = try retryingInterrupts(op) { _ -> Int32 in
       var current = csysvipc_msg_status()
-      if csysvipc_msg_stat(id, &current) != 0 { return -1 }
-      return csysvipc_msg_set(
+      if system_msgctl_stat(id, &current) != 0 { return -1 }
+      return system_msgctl_set(
         id, current.perm.uid, current.perm.gid, current.perm.mode & 0o777, UInt64(bytes))
     }
   }

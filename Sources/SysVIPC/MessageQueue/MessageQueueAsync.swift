@@ -101,6 +101,12 @@ extension MessageQueue {
     // endless) the sequence is.
     let limit = min(maxMessageSize, MessageQueueCall.systemMaxMessageSize ?? maxMessageSize)
     let bytes = Array(message.prefix(limit + 1))
+    if bytes.count > limit {
+      // Name the real length where it is known, else "more than" the limit.
+      let known = message.withContiguousStorageIfAvailable { $0.count }
+      try MessageQueueCall.checkLength(
+        known ?? bytes.count, maxMessageSize: maxMessageSize, id: id, atLeast: known == nil)
+    }
     let copy = MessageBlock(textCapacity: bytes.count)
     defer { copy.deallocate() }
     bytes.withUnsafeBytes { copy.bytes.copyMemory(from: $0) }

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -15,20 +17,19 @@ import SystemPackage
 /// lands in one and copies out at most once.
 enum MessageQueueCall {
   /// The bytes before the text in the kernel's layout: `sizeof(long)`.
-  static let headerSize = Int(csysvipc_msg_header_size())
+  static let headerSize = MemoryLayout<CLong>.size
 
   /// The kernel's largest message (`msgmax`, from `IPC_INFO` or sysctl), read once per process;
   /// `nil` where it cannot be read.
   static let systemMaxMessageSize: Int? = {
-    var limits = csysvipc_limits()
-    guard csysvipc_limits_read(&limits) == 0, limits.msgmax > 0 else { return nil }
+    guard let limits = systemLimits(), limits.msgmax > 0 else { return nil }
     return Int(limits.msgmax)
   }()
 
   /// The largest message block ``withScratch(byteCount:_:)`` serves without allocating: the kernel's
   /// layout of a message of Linux's default `msgmax` (8192 bytes), plus a header's worth for
   /// the fallback of ``attemptReceive(id:into:type:flags:mayWait:)``.
-  static let stackScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
+  static let stackScratchBytes = systemScratchBytes
 
   // MARK: Arguments
 
@@ -50,16 +51,16 @@ enum MessageQueueCall {
       throw .invalid("msgrcv: message type \(type) does not fit a C long")
     }
     var flags: Int32 = 0
-    if options.contains(.truncate) { flags |= csysvipc_msg_noerror() }
+    if options.contains(.truncate) { flags |= MSG_NOERROR }
     if options.contains(.exceptType) {
-      guard csysvipc_msg_except() != 0 else {
+      guard systemMessageExcept != 0 else {
         throw .invalid("msgrcv: .exceptType (MSG_EXCEPT) is not supported on this platform")
       }
       // The kernel ignores MSG_EXCEPT for type 0 and negative types: refuse instead.
       guard type > 0 else {
         throw .invalid("msgrcv: .exceptType needs a type > 0, not \(type)")
       }
-      flags |= csysvipc_msg_except()
+      flags |= systemMessageExcept
     }
     return (value, flags)
   }
@@ -154,10 +155,10 @@ enum MessageQueueCall {
   static func attemptSend(
     id: Int32, _ message: UnsafeRawPointer, textCount: Int, mayWait: Bool
   ) throws(IPCError) -> Bool {
-    let flags: Int32 = mayWait ? 0 : csysvipc_ipc_nowait()
+    let flags: Int32 = mayWait ? 0 : IPC_NOWAIT
     var full = false
     _ = try retryingInterrupts(IPCOperation("msgsnd", .messageQueue, id: id)) { _ -> Int32 in
-      let rc = csysvipc_msgsnd(id, message, textCount, flags)
+      let rc = system_msgsnd(id, message, textCount, flags)
       if rc == -1 && !mayWait && currentErrno == .resourceTemporarilyUnavailable {
         full = true
         return 0
@@ -215,7 +216,7 @@ enum MessageQueueCall {
       if let source = text.baseAddress, count > 0 {
         (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
       }
-      return csysvipc_msgsnd(id, block.baseAddress, count, csysvipc_ipc_nowait()) == 0
+      return system_msgsnd(id, block.baseAddress!, count, IPC_NOWAIT) == 0
     }
     return sent == true
   }
@@ -255,11 +256,11 @@ enum MessageQueueCall {
     id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
     mayWait: Bool
   ) throws(IPCError) -> Received {
-    let allFlags = flags | (mayWait ? 0 : csysvipc_ipc_nowait())
+    let allFlags = flags | (mayWait ? 0 : IPC_NOWAIT)
     var outcome = Received.none
     _ = try retryingInterrupts(IPCOperation("msgrcv", .messageQueue, id: id)) {
       _ -> CLong in
-      let rc = csysvipc_msgrcv(id, message, capacity, type, allFlags)
+      let rc = system_msgrcv(id, message, capacity, type, allFlags)
       if rc == -1 {
         // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
         let error = currentErrno
@@ -295,7 +296,7 @@ enum MessageQueueCall {
     if buffer.count >= headerSize, let base = buffer.baseAddress {
       let inPlace = try attemptReceive(
         id: id, base, capacity: buffer.count - headerSize, type: type,
-        flags: flags & ~csysvipc_msg_noerror(), mayWait: mayWait)
+        flags: flags & ~MSG_NOERROR, mayWait: mayWait)
       switch inPlace {
       case .none: return nil
       case .message(let count):
@@ -322,7 +323,7 @@ enum MessageQueueCall {
     }
     switch received {
     case .none: return nil
-    case .tooLong: throw tooLong(id: id, what: "the \(capacity)-byte buffer")
+    case .tooLong: throw .tooLong(id: id, what: "the \(capacity)-byte buffer")
     case .message(let count): return (count, receivedType)
     }
   }
@@ -381,18 +382,8 @@ enum MessageQueueCall {
     {
     case .none: return nil
     case .message(let count): return count
-    case .tooLong: throw tooLong(id: id, what: room())
+    case .tooLong: throw .tooLong(id: id, what: room())
     }
-  }
-
-  /// E2BIG from msgrcv, explained: the kernel left the message queued.
-  static func tooLong(id: Int32, what: String) -> IPCError {
-    let error = IPCError.system(.argListTooLong, IPCOperation("msgrcv", .messageQueue, id: id))
-    return IPCError(
-      error.kind,
-      "msgrcv on message queue \(id): the message is longer than \(what); it stays queued "
-        + "(receive it into a larger buffer, or pass .truncate to cut it)",
-      errno: error.errno)
   }
 
   // MARK: Scratch memory
@@ -409,10 +400,10 @@ enum MessageQueueCall {
       return try withUnsafeTemporaryAllocation(
         byteCount: byteCount, alignment: MemoryLayout<CLong>.alignment, body)
     }
-    guard let block = csysvipc_scratch_acquire(byteCount) else {
+    guard let block = system_scratchAcquire(byteCount) else {
       throw IPCError(.system, "msgsnd/msgrcv: no memory for a \(byteCount)-byte message block")
     }
-    defer { csysvipc_scratch_release(block) }
+    defer { system_scratchRelease(block) }
     return try body(UnsafeMutableRawBufferPointer(start: block, count: byteCount))
   }
 

@@ -21,7 +21,8 @@ extension SemaphoreSet {
   ///   - mode: permission bits for a new set; the access asked for when opening.
   ///   - timeout: how long to wait for another process's initialisation.
   /// - Throws: ``IPCError/Kind/busy`` when the creator did not finish initialising within
-  ///   `timeout` (it may have died: inspect the set, and remove it if it is abandoned).
+  ///   `timeout` (it may have died: inspect the set, and remove it if it is abandoned);
+  ///   ``IPCError/Kind/invalidArgument`` at once when a set of another `count` exists at `key`.
   public static func openOrCreate(
     key: IPCKey, count: Int, initialValues: [Int]? = nil, mode: IPCPermissions = 0o600,
     timeout: Duration = .seconds(10)
@@ -49,8 +50,10 @@ extension SemaphoreSet {
       let set = try SemaphoreSet(key: key, count: count, flags: .createExclusive, mode: mode)
       do {
         if let initialValues { try set.setValues(initialValues) }
-        // One semop that changes nothing but sets sem_otime: the "initialised" mark.
-        try set.apply([.init(index: 0, delta: 1), .init(index: 0, delta: -1)])
+        // One semop that changes nothing but sets sem_otime: the "initialised" mark. Down then
+        // up when semaphore 0 is above 0 (up first would pass maxValue there), else up then down.
+        let first = (initialValues?.first ?? 0) > 0 ? -1 : 1
+        try set.apply([.init(index: 0, delta: first), .init(index: 0, delta: -first)])
       } catch {
         try? set.remove()
         throw error
@@ -60,6 +63,13 @@ extension SemaphoreSet {
       // Another process created it: wait for its initialisation.
     }
     let set = try SemaphoreSet(key: key, count: count, mode: mode)
+    // A set of another size is not the one asked for: refuse it now rather than wait for an
+    // initialisation that was never meant for it.
+    guard set.count == count else {
+      throw .invalid(
+        "openOrCreate on semaphore \(set.id): it exists with \(set.count) semaphores, not the "
+          + "\(count) asked for\(count == 1 ? " (open it as a SemaphoreSet)" : "")")
+    }
     let deadline = Deadline(afterNanoseconds: waitNanoseconds)
     var step: Int64 = 100_000
     while try IPCObjectKind.semaphore.semaphoreStatus(id: set.id).otime == 0 {
@@ -82,7 +92,9 @@ extension Semaphore {
   /// `IPC_CREAT | IPC_EXCL`, `SETVAL` and one `semop` by the creator; the others wait for
   /// `sem_otime`.
   ///
-  /// - Throws: ``IPCError/Kind/busy`` when the creator did not finish within `timeout`.
+  /// - Throws: ``IPCError/Kind/busy`` when the creator did not finish within `timeout`;
+  ///   ``IPCError/Kind/invalidArgument`` at once when a set of more than one semaphore exists at
+  ///   `key` (open it with ``SemaphoreSet/openOrCreate(key:count:initialValues:mode:timeout:)``).
   public static func openOrCreate(
     key: IPCKey, initialValue: Int = 0, mode: IPCPermissions = 0o600,
     timeout: Duration = .seconds(10)

@@ -7,6 +7,8 @@ import CSysVIPC
 #endif
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -55,20 +57,32 @@ public struct Semaphore: IPCObject, Hashable {
   ///     semaphore keeps its value. If setting it fails, the new semaphore is removed again.
   /// - Throws: ``IPCError/Kind/existential`` (no such semaphore / already exists),
   ///   ``IPCError/Kind/permissions``, ``IPCError/Kind/invalidArgument`` for refused flags, modes
-  ///   or keys, ``IPCError/Kind/outOfRange`` for an `initialValue` outside 0...``maxValue``.
+  ///   or keys, or an existing set of more than one semaphore (open it as a ``SemaphoreSet``),
+  ///   ``IPCError/Kind/outOfRange`` for an `initialValue` outside 0...``maxValue``.
   public init(
     key: IPCKey?, flags: IPCFlags = [], mode: IPCPermissions = 0o600, initialValue: Int = 0
   ) throws(IPCError) {
     let value = try SemaphoreCall.checkedValue(initialValue, "semget")
     let opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
-      semget($0, 1, $1)
+      system_semget($0, 1, $1)
     }
     self.key = opened.key
     self.id = opened.id
+    if !opened.created {
+      // semget(key, 1) also opens a larger set: refuse it, as init(id:) does. Without read
+      // permission the count cannot be read (IPC_STAT); semop then meets the check itself.
+      let status: csysvipc_sem_status?
+      do {
+        status = try IPCObjectKind.semaphore.semaphoreStatus(id: opened.id)
+      } catch let error where error.kind == .permissions {
+        status = nil
+      }
+      if let status, status.nsems != 1 { throw Self.notASetOfOne(id: opened.id, status.nsems) }
+    }
     if opened.created && value != 0 {
       do {
         _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-          csysvipc_sem_setval(opened.id, 0, value)
+          system_semctl(opened.id, 0, SETVAL, value)
         }
       } catch {
         try? IPCObjectKind.semaphore.remove(id: opened.id)
@@ -84,11 +98,13 @@ public struct Semaphore: IPCObject, Hashable {
   ///   a set of more than one semaphore (open it as a ``SemaphoreSet``).
   public init(id: Int32) throws(IPCError) {
     let status = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
-    guard status.nsems == 1 else {
-      throw .invalid("semaphore \(id) is a set of \(status.nsems); open it as a SemaphoreSet")
-    }
+    guard status.nsems == 1 else { throw Self.notASetOfOne(id: id, status.nsems) }
     self.key = IPCKey(rawValue: status.perm.key)
     self.id = id
+  }
+
+  private static func notASetOfOne(id: Int32, _ count: UInt64) -> IPCError {
+    .invalid("semaphore \(id) is a set of \(count); open it as a SemaphoreSet")
   }
 
   // MARK: Operations
@@ -107,7 +123,7 @@ public struct Semaphore: IPCObject, Hashable {
   public func acquire(timeout: Duration? = nil, delta: Int = 1) throws(IPCError) {
     // The common call, inlined into the caller: one semop, nothing else on success.
     if timeout == nil && delta == 1 {
-      if csysvipc_semop1(id, -1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
+      if system_semop1(id, -1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(-1)
     }
     try _acquire(timeout: timeout, delta: delta)
@@ -118,7 +134,7 @@ public struct Semaphore: IPCObject, Hashable {
     try operate(-Int(try SemaphoreCall.magnitude(delta, "semop")), timeout: timeout)
   }
 
-  /// After a failed `csysvipc_semop1`: EINTR retries through the shared loop; any other errno
+  /// After a failed `system_semop1`: EINTR retries through the shared loop; any other errno
   /// is mapped as everywhere else.
   @usableFromInline
   @inline(never)
@@ -137,7 +153,7 @@ public struct Semaphore: IPCObject, Hashable {
   @inlinable
   public func release(delta: Int = 1) throws(IPCError) {
     if delta == 1 {
-      if csysvipc_semop1(id, 1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
+      if system_semop1(id, 1, SemaphoreCall.flags(block: block, undo: undo)) == 0 { return }
       return try _singleOperationFailed(1)
     }
     try _release(delta: delta)
@@ -203,7 +219,7 @@ public struct Semaphore: IPCObject, Hashable {
   /// The current value (`GETVAL`).
   public var value: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETVAL)", id: id) { csysvipc_sem_getval(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETVAL)", id: id) { system_semctl(id, 0, GETVAL) })
     }
   }
 
@@ -214,28 +230,28 @@ public struct Semaphore: IPCObject, Hashable {
   public func setValue(_ value: Int) throws(IPCError) {
     let checked = try SemaphoreCall.checkedValue(value, "semctl(SETVAL)")
     _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-      csysvipc_sem_setval(id, 0, checked)
+      system_semctl(id, 0, SETVAL, checked)
     }
   }
 
   /// The process that last changed or waited on the value (`GETPID`).
   public var lastPID: pid_t {
     get throws(IPCError) {
-      try SemaphoreCall.control("semctl(GETPID)", id: id) { csysvipc_sem_getpid(id, 0) }
+      try SemaphoreCall.control("semctl(GETPID)", id: id) { system_semctl(id, 0, GETPID) }
     }
   }
 
   /// How many processes wait in ``acquire(timeout:delta:)-3v0us`` (`GETNCNT`).
   public var waitingForNonzero: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETNCNT)", id: id) { csysvipc_sem_getncnt(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETNCNT)", id: id) { system_semctl(id, 0, GETNCNT) })
     }
   }
 
   /// How many processes wait in ``waitForZero(timeout:)-1nc8e`` (`GETZCNT`).
   public var waitingForZero: Int {
     get throws(IPCError) {
-      Int(try SemaphoreCall.control("semctl(GETZCNT)", id: id) { csysvipc_sem_getzcnt(id, 0) })
+      Int(try SemaphoreCall.control("semctl(GETZCNT)", id: id) { system_semctl(id, 0, GETZCNT) })
     }
   }
 

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -46,19 +48,19 @@ enum SemaphoreCall {
     var timedWait = false
     do {
       guard let timeout = timeoutNanoseconds else {
-        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
         return
       }
       if timeout == 0 {
         for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
-        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
         return
       }
       let deadline = Deadline(afterNanoseconds: timeout)
       timedWait = !ops.contains { Int32($0.flags) & IPC_NOWAIT != 0 }
-      if csysvipc_has_semtimedop() != 0 {
+      if systemHasSemtimedop {
         _ = try retryingInterrupts(op, deadline: deadline) { remaining in
-          csysvipc_semop(id, ops.baseAddress, ops.count, remaining)
+          system_semtimedop(id, ops, remaining)
         }
       } else {
         try pollUntil(deadline, id: id, ops, op)
@@ -79,7 +81,7 @@ enum SemaphoreCall {
     var step: Int64 = 50_000
     while true {
       do {
-        _ = try retryingInterrupts(op) { _ in csysvipc_semop(id, ops.baseAddress, ops.count, -1) }
+        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
         return
       } catch let error where error.kind == .busy {
         let remaining = deadline.remainingNanoseconds
@@ -99,8 +101,7 @@ enum SemaphoreCall {
 
   /// The kernel's largest semaphore value (`SEMVMX`), read once.
   static let maxValue: Int = {
-    var limits = csysvipc_limits()
-    if csysvipc_limits_read(&limits) == 0, limits.semvmx > 0 { return Int(limits.semvmx) }
+    if let limits = systemLimits(), limits.semvmx > 0 { return Int(limits.semvmx) }
     return 32767
   }()
 

@@ -7,6 +7,8 @@ import CSysVIPC
 #endif
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -57,10 +59,41 @@ public struct SemaphoreSet: IPCObject, Hashable {
     if count == 0 && flags.contains(.create) {
       throw .invalid("semget: a new set needs a count of at least 1")
     }
-    let opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
-      semget($0, Int32(count), $1)
+    let opened: OpenedObject
+    do {
+      opened = try IPCObjectKind.semaphore.open(key: key, flags: flags, mode: mode) {
+        system_semget($0, Int32(count), $1)
+      }
+    } catch {
+      throw Self.explainingCount(error, key: key, count: count)
     }
     try self.init(id: opened.id, key: opened.key, removeOnFailure: opened.created)
+  }
+
+  /// Rewrites `semget`'s bare `EINVAL` into what was wrong with the count: larger than the
+  /// existing set's, or above the system's largest set (`semmsl`).
+  private static func explainingCount(_ error: IPCError, key: IPCKey?, count: Int) -> IPCError {
+    guard error.kind == .invalidArgument, error.errno == .invalidArgument else { return error }
+    let subject = key.map { "semget on semaphore with key \($0)" } ?? "semget"
+    if let key, key != .private {
+      let existing = system_semget(key.rawValue, 0, 0)
+      if existing >= 0, let status = try? IPCObjectKind.semaphore.semaphoreStatus(id: existing) {
+        return IPCError(
+          .invalidArgument,
+          "\(subject): count \(count) is larger than the existing set's \(status.nsems) "
+            + "semaphores; open it with count 0 (any size) or at most \(status.nsems)",
+          errno: error.errno)
+      }
+    }
+    if let limits = systemLimits(), limits.semmsl >= 0, Int64(count) > limits.semmsl {
+      return IPCError(
+        .invalidArgument,
+        "\(subject): count \(count) is above the system's largest set (semmsl, "
+          + "\(limits.semmsl) semaphores)", errno: error.errno)
+    }
+    return IPCError(
+      .invalidArgument, "\(subject): count \(count) is refused (invalid argument)",
+      errno: error.errno)
   }
 
   /// Opens an existing set by id; ``key`` and ``count`` are read from the kernel
@@ -161,7 +194,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
   /// Every value at once, as one atomic snapshot (`GETALL`).
   public func values() throws(IPCError) -> [Int] {
     var raw = [UInt16](repeating: 0, count: count)
-    _ = try SemaphoreCall.control("semctl(GETALL)", id: id) { csysvipc_sem_getall(id, &raw) }
+    _ = try SemaphoreCall.control("semctl(GETALL)", id: id) { system_semctl(id, GETALL, &raw) }
     return raw.map(Int.init)
   }
 
@@ -178,7 +211,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     for value in values {
       raw.append(UInt16(try SemaphoreCall.checkedValue(value, "semctl(SETALL)")))
     }
-    _ = try SemaphoreCall.control("semctl(SETALL)", id: id) { csysvipc_sem_setall(id, raw) }
+    _ = try SemaphoreCall.control("semctl(SETALL)", id: id) { system_semctl(id, SETALL, &raw) }
   }
 
   /// The value of semaphore `index` (`GETVAL`).
@@ -186,7 +219,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETVAL)")
     return Int(
       try SemaphoreCall.control("semctl(GETVAL)", id: id) {
-        csysvipc_sem_getval(id, Int32(index))
+        system_semctl(id, Int32(index), GETVAL)
       })
   }
 
@@ -195,7 +228,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(SETVAL)")
     let checked = try SemaphoreCall.checkedValue(value, "semctl(SETVAL)")
     _ = try SemaphoreCall.control("semctl(SETVAL)", id: id) {
-      csysvipc_sem_setval(id, Int32(index), checked)
+      system_semctl(id, Int32(index), SETVAL, checked)
     }
   }
 
@@ -204,7 +237,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETNCNT)")
     return Int(
       try SemaphoreCall.control("semctl(GETNCNT)", id: id) {
-        csysvipc_sem_getncnt(id, Int32(index))
+        system_semctl(id, Int32(index), GETNCNT)
       })
   }
 
@@ -213,7 +246,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
     try checkIndex(index, "semctl(GETZCNT)")
     return Int(
       try SemaphoreCall.control("semctl(GETZCNT)", id: id) {
-        csysvipc_sem_getzcnt(id, Int32(index))
+        system_semctl(id, Int32(index), GETZCNT)
       })
   }
 
@@ -221,7 +254,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
   public func lastPID(at index: Int) throws(IPCError) -> pid_t {
     try checkIndex(index, "semctl(GETPID)")
     return try SemaphoreCall.control("semctl(GETPID)", id: id) {
-      csysvipc_sem_getpid(id, Int32(index))
+      system_semctl(id, Int32(index), GETPID)
     }
   }
 

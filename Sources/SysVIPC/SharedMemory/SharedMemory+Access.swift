@@ -1,16 +1,16 @@
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
 
 // Reading, writing, and the zero-copy views (Python's buffer protocol).
 //
-// Every access borrows the mapping: one atomic add counts it in `gate` (refused while the gate
-// is closed), one atomic subtract uncounts it; no lock is taken. `detach()` and `attach()` close
-// the gate only while the count is zero (else they refuse), so no access outlives its mapping,
-// and a body may call back into this object (read, write, nested views) without deadlocking.
-// None of these paths allocates.
+// Every access goes through the object's ``AccessGate``: one atomic add to enter, one atomic
+// subtract to leave, no lock; so no access outlives its mapping, and a body may call back into
+// this object (read, write, nested views) without deadlocking. None of these paths allocates.
 extension SharedMemory {
   /// Starts an access: the whole segment, or an error when detached (or read-only, for a
   /// mutable access). Pair with ``endAccess()``.
@@ -18,28 +18,17 @@ extension SharedMemory {
   private func beginAccess(mutable: Bool, _ call: StaticString) throws(IPCError)
     -> UnsafeMutableRawBufferPointer
   {
-    let old = gate.wrappingAdd(1, ordering: .acquiring).oldValue
-    if old & (Self.closedBit | (mutable ? Self.readOnlyBit : 0)) != 0 {
-      gate.wrappingSubtract(1, ordering: .releasing)
-      throw old & Self.closedBit != 0
-        ? Self.notAttached(call, id: id) : Self.readOnly(call, id: id)
+    switch gate.enter(mutable: mutable) {
+    case .admitted(let address):
+      return UnsafeMutableRawBufferPointer(
+        start: UnsafeMutableRawPointer(bitPattern: address), count: size)
+    case .notAttached: throw .notAttached(call, id: id)
+    case .readOnly: throw .readOnly(call, id: id)
     }
-    return UnsafeMutableRawBufferPointer(
-      start: UnsafeMutableRawPointer(bitPattern: mappedAddress.load(ordering: .relaxed)),
-      count: size)
   }
 
   @inline(__always)
-  private func endAccess() {
-    gate.wrappingSubtract(1, ordering: .releasing)
-  }
-
-  static func readOnly(_ call: StaticString, id: Int32) -> IPCError {
-    IPCError(
-      .permissions,
-      "\(call) on shared memory \(id): attached read-only (AttachFlags.readOnly, or opened "
-        + "with a mode without 0o200)")
-  }
+  private func endAccess() { gate.leave() }
 
   // MARK: Copying
 

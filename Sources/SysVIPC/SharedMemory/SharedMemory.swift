@@ -9,6 +9,8 @@ import SystemPackage
 #endif
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -48,47 +50,8 @@ public final class SharedMemory: IPCObject {
   /// All bounds are this size, not the page-rounded size the kernel maps.
   public let size: Int
 
-  /// The attachment, changed only under the lock by attach and detach: its address (0 when
-  /// detached) and whether it is read-only. Accesses do not take the lock: see ``gate``.
-  /// Addresses are kept as integers so the state is `Sendable`.
-  struct Attachment {
-    var address: UInt = 0
-    var readOnly = false
-  }
-
-  let attachment = Mutex(Attachment())
-
-  /// The zero-copy gate, one atomic word: the number of running accesses in the low bits,
-  /// ``closedBit`` while detached or while attach/detach change the mapping, ``readOnlyBit``
-  /// for a read-only attachment. An access is one atomic add to enter and one to leave.
-  let gate = Atomic<Int>(closedBit)
-  static let closedBit = 1 << 62
-  static let readOnlyBit = 1 << 61
-  static let countMask = (1 << 61) - 1
-  /// The address, read by accesses that hold the gate open.
-  let mappedAddress = Atomic<UInt>(0)
-
-  static let flagBits = closedBit | readOnlyBit
-
-  /// Sets the gate's flags to `flags` after ``closeGate(_:)`` returned `before`, keeping the
-  /// count.
-  func reopenGate(_ before: Int, to flags: Int) {
-    gate.wrappingAdd(flags - ((before & Self.flagBits) | Self.closedBit), ordering: .releasing)
-  }
-
-  /// Closes the gate for attach/detach; throws busy while accesses run. Returns the old word.
-  func closeGate(_ call: StaticString) throws(IPCError) -> Int {
-    let current = gate.load(ordering: .acquiring)
-    // Already closed (detached): whatever is counted are accesses that found it closed and are
-    // backing out; none uses the mapping.
-    if current & Self.closedBit != 0 { return current }
-    guard current & Self.countMask == 0,
-      gate.compareExchange(
-        expected: current, desired: current | Self.closedBit, ordering: .acquiringAndReleasing
-      ).exchanged
-    else { throw Self.busy(call, id: id, max(1, current & Self.countMask)) }
-    return current
-  }
+  /// The attachment and the accesses to it: see ``AccessGate`` for the invariants.
+  let gate = AccessGate()
 
   /// Opens or creates a segment by key (`shmget`) and attaches it (`shmat`).
   ///
@@ -123,8 +86,8 @@ public final class SharedMemory: IPCObject {
     let opened: OpenedObject
     do {
       opened = try IPCObjectKind.sharedMemory.open(
-        key: key, flags: flags, mode: mode, extraFlags: [.hugePages, .noReserve]
-      ) { shmget($0, requested, $1) }
+        key: key, flags: flags, mode: mode, extraFlags: IPCFlags.sharedMemoryOnly
+      ) { system_shmget($0, requested, $1) }
     } catch {
       throw Self.explainingSize(error, key: key, size: requested)
     }
@@ -148,7 +111,7 @@ public final class SharedMemory: IPCObject {
     }
     if opened.created && !readOnly && initCharacter != 0 {
       // No body can run yet: nobody else holds this object.
-      let address = attachment.withLock { $0.address }
+      let address = gate.current.address
       UnsafeMutableRawPointer(bitPattern: address)?.initializeMemory(
         as: UInt8.self, repeating: initCharacter, count: segmentSize)
     }
@@ -185,10 +148,8 @@ public final class SharedMemory: IPCObject {
   }
 
   deinit {
-    attachment.withLock { state in
-      if state.address != 0 { _ = shmdt(UnsafeRawPointer(bitPattern: state.address)) }
-      state.address = 0
-    }
+    let address = gate.current.address
+    if address != 0 { _ = AttachedRanges.unmap(address) }
   }
 
   // MARK: Attaching
@@ -203,13 +164,19 @@ public final class SharedMemory: IPCObject {
 
     /// `SHM_RDONLY`: attach read-only. Writes and mutable access then throw
     /// ``IPCError/Kind/permissions`` (Python crashes); reading needs only read permission.
-    public static let readOnly = AttachFlags(rawValue: csysvipc_shm_rdonly())
+    public static let readOnly = AttachFlags(rawValue: SHM_RDONLY)
     /// `SHM_RND`: round an `address` down to a multiple of `SHMLBA` (the page size on most
     /// systems) instead of refusing an unaligned one.
-    public static let roundAddress = AttachFlags(rawValue: csysvipc_shm_rnd())
-    /// `SHM_REMAP` (Linux only; no flag elsewhere): replace any mapping at `address`, instead of
-    /// failing with ``IPCError/Kind/invalidArgument``. Needs an `address`.
-    public static let remap = AttachFlags(rawValue: csysvipc_shm_remap())
+    public static let roundAddress = AttachFlags(rawValue: SHM_RND)
+    /// `SHM_REMAP` (Linux only; an empty flag elsewhere): replace any mapping at `address`,
+    /// instead of failing with ``IPCError/Kind/invalidArgument``. Needs an `address`; refused over
+    /// another `SharedMemory` attachment of this process (see
+    /// ``SharedMemory/attach(address:flags:)``).
+    #if os(Linux)
+      public static let remap = AttachFlags(rawValue: SHM_REMAP)
+    #else
+      public static let remap = AttachFlags(rawValue: 0)
+    #endif
 
     static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
   }
@@ -218,51 +185,82 @@ public final class SharedMemory: IPCObject {
   /// this after ``detach()``, or to attach differently.
   ///
   /// Attaching while attached replaces the attachment: the old mapping is detached, never
-  /// leaked (Python leaks it and the segment's attach count never returns to zero). When the
-  /// kernel chooses the address, the new mapping is made first, so a failure leaves the old one
-  /// in place; with an `address` (which may overlap the old mapping) the old one is detached
-  /// first, and a failure leaves the object detached.
+  /// leaked (Python leaks it and the segment's attach count never returns to zero). Accesses on
+  /// other threads never fail because of it: they use the old mapping until the new one is in
+  /// place, and wait the few instructions of the swap. When the kernel chooses the address, the
+  /// new mapping is made first, so a failure leaves the old one in place; with an `address`
+  /// (which may overlap the old mapping) the old one is detached first, and a failure leaves the
+  /// object detached.
+  ///
+  /// ``AttachFlags/remap`` (`SHM_REMAP`, Linux) lets the kernel replace whatever is mapped at
+  /// `address`. This package refuses it over a range that another `SharedMemory` attachment of
+  /// this process holds (that object would read the new segment's bytes, and its `shmdt` would
+  /// unmap them). It cannot know the rest of the address space: over memory that is not a
+  /// `SharedMemory` attachment (the heap, a stack, a library, another `mmap`), the mapping is
+  /// replaced silently and whatever used it then reads the segment's bytes or crashes. Use it
+  /// only over addresses your program reserved for this.
   ///
   /// - Parameters:
   ///   - address: where to attach; `nil` lets the kernel choose (`shmaddr` NULL).
   ///   - flags: ``AttachFlags/readOnly``, ``AttachFlags/roundAddress``, ``AttachFlags/remap``.
   /// - Throws: ``IPCError/Kind/busy`` while a zero-copy body runs on this object;
   ///   ``IPCError/Kind/invalidArgument`` for an unknown flag, ``AttachFlags/remap`` without an
-  ///   address, or an address the kernel refuses (`EINVAL`); ``IPCError/Kind/permissions``
-  ///   (`EACCES`); ``IPCError/Kind/existential`` when the segment is gone.
+  ///   address or over another attachment of this process, or an address the kernel refuses
+  ///   (`EINVAL`); ``IPCError/Kind/permissions`` (`EACCES`); ``IPCError/Kind/existential`` when
+  ///   the segment is gone.
   public func attach(address: UnsafeRawPointer? = nil, flags: AttachFlags = []) throws(IPCError) {
     guard AttachFlags.known.isSuperset(of: flags) else {
       throw .invalid(
         "shmat on shared memory \(id): unknown attach flags 0x\(String(flags.rawValue, radix: 16))")
     }
-    if address == nil && !AttachFlags.remap.isEmpty && flags.contains(.remap) {
+    let remap = !AttachFlags.remap.isEmpty && flags.contains(.remap)
+    if address == nil && remap {
       throw .invalid("shmat on shared memory \(id): .remap (SHM_REMAP) needs an address")
     }
-    let id = self.id
-    try attachment.withLock { (state) throws(IPCError) in
-      let before = try closeGate("shmat")
-      if state.address != 0 && address != nil {
-        Self.unmap(state.address)
-        state.address = 0
-        mappedAddress.store(0, ordering: .relaxed)
-      }
+    let (id, size) = (self.id, self.size)
+    let readOnly = flags.contains(.readOnly)
+    func map() throws(IPCError) -> UInt {
       let op = IPCOperation("shmat", .sharedMemory, id: id)
-      let new: Int
-      do throws(IPCError) {
-        new = try retryingInterrupts(op) { _ in
-          Int(bitPattern: shmat(id, address, flags.rawValue))
-        }
-      } catch {
-        // The old mapping stays: reopen the gate as it was. Only the flag bits change (with an
-        // atomic add): accesses that found it closed may still be backing their count out.
-        if state.address != 0 { reopenGate(before, to: before & Self.flagBits) }
-        throw error
+      return UInt(
+        bitPattern: try retryingInterrupts(op) { _ in
+          AttachedRanges.map(id: id, address: address, flags: flags, size: size)
+        })
+    }
+    try gate.withAttachment { (state) throws(IPCError) in
+      if state.address == 0 {
+        // Detached: accesses are refused (closed) until the new mapping is published.
+        state = .init(address: try map(), readOnly: readOnly)
+        gate.endChange(state)
+        return
       }
-      if state.address != 0 { Self.unmap(state.address) }
-      state.address = UInt(bitPattern: new)
-      state.readOnly = flags.contains(.readOnly)
-      mappedAddress.store(state.address, ordering: .relaxed)
-      reopenGate(before, to: state.readOnly ? Self.readOnlyBit : 0)
+      guard let address else {
+        // A new address: map first (accesses go on with the old mapping meanwhile), swap, then
+        // unmap the old one, which no access uses any more.
+        let new = try map()
+        do throws(IPCError) {
+          try gate.beginChange("shmat", id: id)
+        } catch {
+          _ = AttachedRanges.unmap(new)
+          throw error
+        }
+        let old = state.address
+        state = .init(address: new, readOnly: readOnly)
+        gate.endChange(state)
+        _ = AttachedRanges.unmap(old)
+        return
+      }
+      // A fixed address may overlap the old mapping: unmap it first (accesses wait), then map.
+      if remap {
+        try AttachedRanges.checkRemap(
+          AttachedRanges.range(
+            at: UInt(bitPattern: address), size: size, rounding: flags.contains(.roundAddress)),
+          except: state.address, id: id)
+      }
+      try gate.beginChange("shmat", id: id)
+      _ = AttachedRanges.unmap(state.address)
+      state = .init()
+      defer { gate.endChange(state) }
+      state = .init(address: try map(), readOnly: readOnly)
     }
   }
 
@@ -274,36 +272,31 @@ public final class SharedMemory: IPCObject {
   ///   it returns.
   public func detach() throws(IPCError) {
     let id = self.id
-    try attachment.withLock { (state) throws(IPCError) in
-      guard state.address != 0 else { throw Self.notAttached("shmdt", id: id) }
-      _ = try closeGate("shmdt")
+    try gate.withAttachment { (state) throws(IPCError) in
+      guard state.address != 0 else { throw .notAttached("shmdt", id: id) }
+      try gate.beginChange("shmdt", id: id)
       let address = state.address
-      state.address = 0
-      mappedAddress.store(0, ordering: .relaxed)
+      state = .init()
+      gate.endChange(state)
       _ = try retryingInterrupts(IPCOperation("shmdt", .sharedMemory, id: id)) { _ in
-        shmdt(UnsafeRawPointer(bitPattern: address))
+        AttachedRanges.unmap(address)
       }
     }
   }
 
-  /// `shmdt` of a mapping this object replaces. It fails only when nothing is attached at the
-  /// address, so there is nothing to leak and nothing to report.
-  private static func unmap(_ address: UInt) {
-    _ = shmdt(UnsafeRawPointer(bitPattern: address))
-  }
-
   /// Where the segment is attached in this process (`shmat`'s result), or `nil` when detached.
-  public var address: UnsafeRawPointer? {
-    UnsafeRawPointer(bitPattern: attachment.withLock { $0.address })
-  }
+  public var address: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: gate.current.address) }
 
   /// Whether this object is attached now (`shmat` done, no `shmdt` since; a local state, not the
   /// kernel's).
-  public var isAttached: Bool { attachment.withLock { $0.address != 0 } }
+  public var isAttached: Bool { gate.current.address != 0 }
 
   /// Whether the attachment is read-only (``AttachFlags/readOnly``, or opened with a mode
   /// without `0o200`); `false` when detached.
-  public var isReadOnly: Bool { attachment.withLock { $0.address != 0 && $0.readOnly } }
+  public var isReadOnly: Bool {
+    let current = gate.current
+    return current.address != 0 && current.readOnly
+  }
 
   // MARK: Attributes
 
@@ -379,7 +372,6 @@ public final class SharedMemory: IPCObject {
     public var lastChangeTime: Date? { date(fromKernelTime: rawChangeTime) }
 
     init(_ ds: csysvipc_shm_status, id: Int32) {
-      let dest = UInt32(bitPattern: csysvipc_shm_dest())
       key = IPCKey(rawValue: ds.perm.key)
       self.id = id
       size = Int(clamping: ds.size)
@@ -391,7 +383,7 @@ public final class SharedMemory: IPCObject {
       creatorPID = ds.cpid
       lastPID = ds.lpid
       numberAttached = Int(clamping: ds.nattch)
-      isMarkedForRemoval = dest != 0 && ds.perm.mode & dest != 0
+      isMarkedForRemoval = SysVIPC.isMarkedForRemoval(ds.perm)
       rawAttachTime = ds.atime
       rawDetachTime = ds.dtime
       rawChangeTime = ds.ctime
@@ -402,7 +394,7 @@ public final class SharedMemory: IPCObject {
 
   /// The system's page size in bytes (`sysconf(_SC_PAGESIZE)`, Python's `PAGE_SIZE`): the
   /// default size of a new segment.
-  public static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+  public static var pageSize: Int { system_pageSize() }
 
   // MARK: Sizes and errors
 
@@ -417,8 +409,7 @@ public final class SharedMemory: IPCObject {
     guard size <= maximumSize else {
       throw .outOfRange("shmget: size \(size) is absurd (more than Int.max / 2)")
     }
-    var limits = csysvipc_limits()
-    if csysvipc_limits_read(&limits) == 0, limits.shmmax >= 0, Int64(size) > limits.shmmax {
+    if let limits = systemLimits(), limits.shmmax >= 0, Int64(size) > limits.shmmax {
       throw .outOfRange(
         "shmget: size \(size) is larger than the system's largest segment (SHMMAX \(limits.shmmax))"
       )
@@ -436,10 +427,10 @@ public final class SharedMemory: IPCObject {
     guard error.kind == .invalidArgument, error.errno == .invalidArgument, let key else {
       return error
     }
-    let existing = key == .private ? -1 : shmget(key.rawValue, 0, 0)
+    let existing = key == .private ? -1 : system_shmget(key.rawValue, 0, 0)
     if existing >= 0 {
       var status = csysvipc_shm_status()
-      let actual = csysvipc_shm_stat(existing, &status) == 0 ? " (\(status.size) bytes)" : ""
+      let actual = system_shmctl_stat(existing, &status) == 0 ? " (\(status.size) bytes)" : ""
       return IPCError(
         .invalidArgument,
         "shmget on shared memory with key \(key): size \(size) is larger than the existing "
@@ -463,15 +454,13 @@ public final class SharedMemory: IPCObject {
     }
     return Int(size)
   }
+}
 
-  static func notAttached(_ call: StaticString, id: Int32) -> IPCError {
-    IPCError(.notAttached, "\(call) on shared memory \(id): not attached (call attach() first)")
-  }
-
-  static func busy(_ call: StaticString, id: Int32, _ borrows: Int) -> IPCError {
-    IPCError(
-      .busy,
-      "\(call) on shared memory \(id): \(borrows) zero-copy access(es) still running "
-        + "(withUnsafeBytes and the like); the mapping stays until they return")
-  }
+/// Whether a segment was removed and waits for its last detach (`SHM_DEST` in its mode; Linux).
+func isMarkedForRemoval(_ perm: csysvipc_perm) -> Bool {
+  #if os(Linux)
+    perm.mode & UInt32(SHM_DEST) != 0
+  #else
+    false
+  #endif
 }

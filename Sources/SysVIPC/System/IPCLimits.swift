@@ -60,3 +60,66 @@ public struct IPCLimits: Hashable, Sendable {
     ]
   }
 }
+
+/// How much of the kernel's System V resources is in use, for comparing with ``IPCLimits``:
+/// what `ipcs -u` and `lsipc -g` report.
+///
+/// Counted by ``IPCSystem/usage()`` from the objects ``IPCSystem/objects()`` lists, so it is
+/// the usage of the caller's IPC namespace, as the limits are.
+public struct IPCUsage: Hashable, Sendable {
+  /// Semaphore sets in use; compare with `semmni`.
+  public var semaphoreSets: Int
+  /// Semaphores in all sets (the sum of `sem_nsems`); compare with `semmns`.
+  public var semaphores: Int
+  /// Shared memory segments; compare with `shmmni`.
+  public var sharedMemorySegments: Int
+  /// Pages of shared memory: each segment's `shm_segsz` rounded up to whole pages, as the
+  /// kernel counts them against `shmall`.
+  public var sharedMemoryPages: Int
+  /// Bytes of shared memory (the sum of `shm_segsz`).
+  public var sharedMemoryBytes: Int
+  /// Message queues; compare with `msgmni`.
+  public var messageQueues: Int
+  /// Messages on all queues (the sum of `msg_qnum`).
+  public var messages: Int
+  /// Bytes of message text on all queues (the sum of `msg_cbytes`).
+  public var messageBytes: Int
+
+  /// Adds up `objects`, counting shared memory in pages of `pageSize` bytes.
+  public init(_ objects: [IPCObjectInfo], pageSize: Int) {
+    semaphoreSets = 0
+    semaphores = 0
+    sharedMemorySegments = 0
+    sharedMemoryPages = 0
+    sharedMemoryBytes = 0
+    messageQueues = 0
+    messages = 0
+    messageBytes = 0
+    let page = max(pageSize, 1)
+    for object in objects {
+      switch object.kind {
+      case .semaphore:
+        semaphoreSets += 1
+        semaphores += object.semaphoreCount ?? 0
+      case .sharedMemory:
+        let size = object.size ?? 0
+        sharedMemorySegments += 1
+        sharedMemoryBytes = sharedMemoryBytes.addingReportingOverflow(size).partialValue
+        sharedMemoryPages += size / page + (size % page == 0 ? 0 : 1)
+      case .messageQueue:
+        messageQueues += 1
+        messages += object.messageCount ?? 0
+        messageBytes += object.messageBytes ?? 0
+      }
+    }
+  }
+}
+
+extension IPCSystem {
+  /// How much is in use now: the objects of ``objects()`` added up as ``IPCUsage`` says.
+  ///
+  /// - Throws: the errors of ``objects()`` and ``limits()``.
+  public static func usage() throws(IPCError) -> IPCUsage {
+    IPCUsage(try objects(), pageSize: try limits().pageSize)
+  }
+}

@@ -3,6 +3,8 @@ import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -43,11 +45,11 @@ public enum IPCSystem {
     let maxIndex: Int32
     switch kind {
     case .semaphore:
-      maxIndex = try listingCall("semctl(SEM_INFO)", kind) { csysvipc_sem_max_index() }
+      maxIndex = try listingCall("semctl(SEM_INFO)", kind) { system_maxIndex(kind) }
     case .sharedMemory:
-      maxIndex = try listingCall("shmctl(SHM_INFO)", kind) { csysvipc_shm_max_index() }
+      maxIndex = try listingCall("shmctl(SHM_INFO)", kind) { system_maxIndex(kind) }
     case .messageQueue:
-      maxIndex = try listingCall("msgctl(MSG_INFO)", kind) { csysvipc_msg_max_index() }
+      maxIndex = try listingCall("msgctl(MSG_INFO)", kind) { system_maxIndex(kind) }
     }
     guard maxIndex >= 0 else { return [] }
     var result: [IPCObjectInfo] = []
@@ -79,7 +81,7 @@ public enum IPCSystem {
   /// - Throws: ``IPCError/Kind/system`` when the kernel refuses `IPC_INFO`.
   public static func limits() throws(IPCError) -> IPCLimits {
     var raw = csysvipc_limits()
-    guard csysvipc_limits_read(&raw) == 0 else {
+    guard system_limits(&raw) == 0 else {
       let error = currentErrno
       throw IPCError(.system, "IPC_INFO: reading the kernel's limits failed", errno: error)
     }
@@ -89,7 +91,7 @@ public enum IPCSystem {
       semmsl: known(raw.semmsl), semmns: known(raw.semmns), semopm: known(raw.semopm),
       semmni: known(raw.semmni), semvmx: known(raw.semvmx),
       shmmax: known(raw.shmmax), shmall: known(raw.shmall), shmmni: known(raw.shmmni),
-      pageSize: Int(sysconf(Int32(_SC_PAGESIZE))))
+      pageSize: system_pageSize())
   }
 
   // MARK: - Walking the tables
@@ -107,7 +109,7 @@ public enum IPCSystem {
         let id = try slot(
           "semctl(SEM_STAT_ANY) by index", kind, index,
           {
-            csysvipc_sem_stat_index(index, &status)
+            system_statIndex(index, &status)
           })
       else { return nil }
       return IPCObjectInfo(semaphore: id, status)
@@ -117,7 +119,7 @@ public enum IPCSystem {
         let id = try slot(
           "shmctl(SHM_STAT_ANY) by index", kind, index,
           {
-            csysvipc_shm_stat_index(index, &status)
+            system_statIndex(index, &status)
           })
       else { return nil }
       return IPCObjectInfo(sharedMemory: id, status)
@@ -127,7 +129,7 @@ public enum IPCSystem {
         let id = try slot(
           "msgctl(MSG_STAT_ANY) by index", kind, index,
           {
-            csysvipc_msg_stat_index(index, &status)
+            system_statIndex(index, &status)
           })
       else { return nil }
       return IPCObjectInfo(messageQueue: id, status)
@@ -141,7 +143,7 @@ public enum IPCSystem {
       return try retryingInterrupts(IPCOperation(call, kind, id: index)) { _ in stat() }
     } catch let error {
       switch error.errno {
-      case .invalidArgument?, Errno(rawValue: EIDRM)?, .permissionDenied?: return nil
+      case .invalidArgument?, .identifierRemoved?, .permissionDenied?: return nil
       default: throw error
       }
     }
@@ -179,8 +181,7 @@ extension IPCObjectInfo {
     lastPID = status.lpid
     lastAttachTime = date(fromKernelTime: status.atime)
     lastDetachTime = date(fromKernelTime: status.dtime)
-    let destroy = UInt32(bitPattern: csysvipc_shm_dest())
-    isMarkedForRemoval = destroy != 0 && status.perm.mode & destroy != 0
+    isMarkedForRemoval = SysVIPC.isMarkedForRemoval(status.perm)
   }
 
   init(messageQueue id: Int32, _ status: csysvipc_msg_status) {

@@ -2,6 +2,8 @@ import Foundation
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// Starts `argv[0]` (looked up in PATH) with a clean signal state, standard input from `input`

@@ -1,0 +1,81 @@
+#if ENABLE_MOCKING
+  import Synchronization
+
+  #if canImport(Glibc)
+    import Glibc
+  #elseif canImport(Darwin)
+    import Darwin
+  #endif
+
+  /// Test-only fault injection (debug builds, `ENABLE_MOCKING`): which calls of the `system_*`
+  /// layer (Core/Syscalls.swift) fail, and with which errno. Tests use it through
+  /// `@testable import SysVIPC`:
+  ///
+  ///     let plan = FaultPlan(.init(.semctl, errno: ENOMEM))          // the 1st semctl fails
+  ///     let plan = FaultPlan(.init(.semop, errno: EINTR, times: 3))  // interrupted 3 times
+  ///     try FaultPlan.$current.withValue(plan) { try semaphore.release() }
+  ///
+  /// The plan is a task-local value, so tests running at the same time in one process do not
+  /// see each other's faults; calls made on other threads (async waits) do not see it either.
+  @usableFromInline
+  final class FaultPlan: Sendable {
+    /// One planned failure: calls `nth ..< nth + times` of `call` (1-based, counted from when
+    /// the plan is installed) fail with `errno`, each after sleeping `delayNanoseconds` (to
+    /// stand for a signal that interrupts a wait some time in).
+    struct Fault: Sendable {
+      var call: SystemCallName
+      var nth: Int
+      var errno: Int32
+      var times: Int
+      var delayNanoseconds: Int64
+
+      init(
+        _ call: SystemCallName, nth: Int = 1, errno: Int32, times: Int = 1,
+        delayNanoseconds: Int64 = 0
+      ) {
+        self.call = call
+        self.nth = nth
+        self.errno = errno
+        self.times = times
+        self.delayNanoseconds = delayNanoseconds
+      }
+    }
+
+    @usableFromInline
+    @TaskLocal static var current: FaultPlan?
+
+    private let faults: [Fault]
+    private let counts = Mutex<[SystemCallName: Int]>([:])
+    private let notes = Mutex<(ids: [Int32], timeouts: [Int64])>(([], []))
+
+    init(_ faults: Fault...) { self.faults = faults }
+    init(_ faults: [Fault]) { self.faults = faults }
+
+    /// How many calls of `call` were made (failed ones included) since the plan was installed.
+    func calls(_ call: SystemCallName) -> Int { counts.withLock { $0[call, default: 0] } }
+
+    /// The ids that *get calls returned while the plan was installed.
+    var ids: [Int32] { notes.withLock { $0.ids } }
+    /// The timeouts (nanoseconds) that semtimedop calls were given, in order.
+    var timeouts: [Int64] { notes.withLock { $0.timeouts } }
+
+    func note(id: Int32) { notes.withLock { $0.ids.append(id) } }
+    func note(timeout: Int64) { notes.withLock { $0.timeouts.append(timeout) } }
+
+    /// Counts a call; the errno it is to fail with, if it is planned to.
+    @usableFromInline
+    func fault(for call: SystemCallName) -> Int32? {
+      let n = counts.withLock { counts in
+        counts[call, default: 0] += 1
+        return counts[call]!
+      }
+      guard
+        let fault = faults.first(where: {
+          $0.call == call && (n - $0.nth) >= 0 && n - $0.nth < $0.times
+        })
+      else { return nil }
+      if fault.delayNanoseconds > 0 { system_sleep(fault.delayNanoseconds) }
+      return fault.errno
+    }
+  }
+#endif

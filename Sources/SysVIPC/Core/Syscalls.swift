@@ -1,0 +1,280 @@
+import CSysVIPC
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+// The one layer between this package and the operating system: every System V call and every
+// call into the C shim (CSysVIPC) goes through a `system_*` function here, and nothing else in
+// the package makes them (swift-system's pattern). Each returns what the call returned, with
+// errno as the call set it; errors are mapped in one place (`IPCError.system`) and EINTR is
+// retried in one place (`retryingInterrupts`).
+//
+// In debug builds (`ENABLE_MOCKING`, as swift-system) each call first asks the current
+// `FaultPlan` whether it is to fail: tests make the Nth call of a given system call fail with a
+// given errno, or be interrupted k times (Core/FaultInjection.swift). Release builds compile the
+// plain calls only.
+
+/// The System V calls that a ``FaultPlan`` can make fail.
+@usableFromInline
+enum SystemCallName: String, Sendable, CaseIterable {
+  case semget, semop, semtimedop, semctl
+  case shmget, shmat, shmdt, shmctl
+  case msgget, msgsnd, msgrcv, msgctl
+  case ftok
+  /// `IPC_INFO` (the limits) and the listing calls (`*_INFO`, `*_STAT_ANY`).
+  case ipcInfo
+}
+
+/// Whether the call is to fail now (debug builds only): sets errno and returns `true`. Inlinable,
+/// so that the inlined hot paths of other modules see `false` in release builds, not a call.
+@inlinable
+@inline(__always)
+func injectedFault(_ call: SystemCallName) -> Bool {
+  #if ENABLE_MOCKING
+    if let plan = FaultPlan.current, let error = plan.fault(for: call) {
+      errno = error
+      return true
+    }
+  #endif
+  return false
+}
+
+/// A *get call's result, for a plan that checks what a failed constructor left (debug builds).
+@inline(__always)
+func noteCreated(_ id: Int32) -> Int32 {
+  #if ENABLE_MOCKING
+    if id >= 0 { FaultPlan.current?.note(id: id) }
+  #endif
+  return id
+}
+
+// MARK: Semaphores
+
+@inline(__always)
+func system_semget(_ key: Int32, _ count: Int32, _ flags: Int32) -> Int32 {
+  if injectedFault(.semget) { return -1 }
+  return noteCreated(semget(key, count, flags))
+}
+
+/// `semop` of one operation on semaphore 0: the hot path of acquire and release (the
+/// `struct sembuf` is built in C: see `csysvipc_semop1`).
+@inlinable
+@inline(__always)
+func system_semop1(_ id: Int32, _ operation: Int16, _ flags: Int16) -> Int32 {
+  if injectedFault(.semop) { return -1 }
+  return csysvipc_semop1(id, operation, flags)
+}
+
+@inline(__always)
+func system_semop(_ id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>) -> Int32 {
+  if injectedFault(.semop) { return -1 }
+  return ops.withMemoryRebound(to: sembuf.self) { semop(id, $0.baseAddress, $0.count) }
+}
+
+/// Whether this platform has `semtimedop` (Linux); elsewhere timeouts are polled.
+#if os(Linux)
+  let systemHasSemtimedop = true
+#else
+  let systemHasSemtimedop = false
+#endif
+
+@inline(__always)
+func system_semtimedop(
+  _ id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>, _ timeoutNanoseconds: Int64
+) -> Int32 {
+  #if ENABLE_MOCKING
+    FaultPlan.current?.note(timeout: timeoutNanoseconds)
+  #endif
+  if injectedFault(.semtimedop) { return -1 }
+  return csysvipc_semtimedop(id, ops.baseAddress, ops.count, timeoutNanoseconds)
+}
+
+/// `semctl` with an int argument or none: `GETVAL`, `SETVAL`, `GETPID`, `GETNCNT`, `GETZCNT`,
+/// `IPC_RMID`.
+func system_semctl(_ id: Int32, _ index: Int32, _ command: Int32, _ value: Int32 = 0) -> Int32 {
+  if injectedFault(.semctl) { return -1 }
+  return csysvipc_semctl_value(id, index, command, value)
+}
+
+/// `semctl` with an array: `GETALL`, `SETALL`.
+func system_semctl(_ id: Int32, _ command: Int32, _ values: UnsafeMutablePointer<UInt16>) -> Int32 {
+  if injectedFault(.semctl) { return -1 }
+  return csysvipc_semctl_array(id, command, values)
+}
+
+func system_semctl_stat(_ id: Int32, _ out: inout csysvipc_sem_status) -> Int32 {
+  if injectedFault(.semctl) { return -1 }
+  return csysvipc_sem_stat(id, &out)
+}
+
+/// `IPC_STAT` then `IPC_SET` of owner and mode.
+func system_semctl_set(_ id: Int32, _ uid: UInt32, _ gid: UInt32, _ mode: UInt32) -> Int32 {
+  if injectedFault(.semctl) { return -1 }
+  return csysvipc_sem_set(id, uid, gid, mode)
+}
+
+// MARK: Shared memory
+
+@inline(__always)
+func system_shmget(_ key: Int32, _ size: Int, _ flags: Int32) -> Int32 {
+  if injectedFault(.shmget) { return -1 }
+  return noteCreated(shmget(key, size, flags))
+}
+
+@inline(__always)
+func system_shmat(_ id: Int32, _ address: UnsafeRawPointer?, _ flags: Int32) -> Int {
+  if injectedFault(.shmat) { return -1 }
+  return Int(bitPattern: shmat(id, address, flags))
+}
+
+@inline(__always)
+func system_shmdt(_ address: UInt) -> Int32 {
+  if injectedFault(.shmdt) { return -1 }
+  return shmdt(UnsafeRawPointer(bitPattern: address))
+}
+
+func system_shmctl_stat(_ id: Int32, _ out: inout csysvipc_shm_status) -> Int32 {
+  if injectedFault(.shmctl) { return -1 }
+  return csysvipc_shm_stat(id, &out)
+}
+
+func system_shmctl_set(_ id: Int32, _ uid: UInt32, _ gid: UInt32, _ mode: UInt32) -> Int32 {
+  if injectedFault(.shmctl) { return -1 }
+  return csysvipc_shm_set(id, uid, gid, mode)
+}
+
+func system_shmctl_remove(_ id: Int32) -> Int32 {
+  if injectedFault(.shmctl) { return -1 }
+  return shmctl(id, IPC_RMID, nil)
+}
+
+// MARK: Message queues
+
+@inline(__always)
+func system_msgget(_ key: Int32, _ flags: Int32) -> Int32 {
+  if injectedFault(.msgget) { return -1 }
+  return noteCreated(msgget(key, flags))
+}
+
+/// msgsnd of `size` text bytes at `message`, which points to the type (a C long).
+@inline(__always)
+func system_msgsnd(_ id: Int32, _ message: UnsafeRawPointer, _ size: Int, _ flags: Int32) -> Int32 {
+  if injectedFault(.msgsnd) { return -1 }
+  return msgsnd(id, message, size, flags)
+}
+
+/// msgrcv into `message` (type, then up to `size` text bytes); returns the text's length.
+@inline(__always)
+func system_msgrcv(
+  _ id: Int32, _ message: UnsafeMutableRawPointer, _ size: Int, _ type: CLong, _ flags: Int32
+) -> Int {
+  if injectedFault(.msgrcv) { return -1 }
+  return msgrcv(id, message, size, type, flags)
+}
+
+func system_msgctl_stat(_ id: Int32, _ out: inout csysvipc_msg_status) -> Int32 {
+  if injectedFault(.msgctl) { return -1 }
+  return csysvipc_msg_stat(id, &out)
+}
+
+/// `IPC_SET` of owner, mode and `msg_qbytes` (after the caller's `IPC_STAT`).
+func system_msgctl_set(
+  _ id: Int32, _ uid: UInt32, _ gid: UInt32, _ mode: UInt32, _ qbytes: UInt64
+) -> Int32 {
+  if injectedFault(.msgctl) { return -1 }
+  return csysvipc_msg_set(id, uid, gid, mode, qbytes)
+}
+
+func system_msgctl_remove(_ id: Int32) -> Int32 {
+  if injectedFault(.msgctl) { return -1 }
+  return msgctl(id, IPC_RMID, nil)
+}
+
+// MARK: The system
+
+func system_ftok(_ path: String, _ projectID: Int32) -> Int32 {
+  if injectedFault(.ftok) { return -1 }
+  return ftok(path, projectID)
+}
+
+func system_limits(_ out: inout csysvipc_limits) -> Int32 {
+  if injectedFault(.ipcInfo) { return -1 }
+  return csysvipc_limits_read(&out)
+}
+
+/// The highest index in use in the kernel's table of `kind` (`*_INFO`).
+func system_maxIndex(_ kind: IPCObjectKind) -> Int32 {
+  if injectedFault(.ipcInfo) { return -1 }
+  switch kind {
+  case .semaphore: return csysvipc_sem_max_index()
+  case .sharedMemory: return csysvipc_shm_max_index()
+  case .messageQueue: return csysvipc_msg_max_index()
+  }
+}
+
+func system_statIndex(_ index: Int32, _ out: inout csysvipc_sem_status) -> Int32 {
+  if injectedFault(.ipcInfo) { return -1 }
+  return csysvipc_sem_stat_index(index, &out)
+}
+
+func system_statIndex(_ index: Int32, _ out: inout csysvipc_shm_status) -> Int32 {
+  if injectedFault(.ipcInfo) { return -1 }
+  return csysvipc_shm_stat_index(index, &out)
+}
+
+func system_statIndex(_ index: Int32, _ out: inout csysvipc_msg_status) -> Int32 {
+  if injectedFault(.ipcInfo) { return -1 }
+  return csysvipc_msg_stat_index(index, &out)
+}
+
+/// `MSG_EXCEPT`, or 0 where there is none.
+let systemMessageExcept = csysvipc_msg_except()
+
+/// This thread's message scratch block (see `csysvipc_scratch_acquire`).
+@inline(__always)
+func system_scratchAcquire(_ size: Int) -> UnsafeMutableRawPointer? {
+  csysvipc_scratch_acquire(size)
+}
+
+@inline(__always)
+func system_scratchRelease(_ block: UnsafeMutableRawPointer) {
+  csysvipc_scratch_release(block)
+}
+
+/// The size of each thread's scratch block.
+let systemScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
+
+// MARK: Time
+
+/// CLOCK_MONOTONIC, nanoseconds. Out of line: inlined, its `timespec` (a local whose address is
+/// taken) would give every caller a stack-protector check, timed path or not.
+@inline(never)
+func system_monotonicNanoseconds() -> Int64 {
+  var now = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &now)
+  return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// Sleeps the calling thread for up to `nanoseconds` (`nanosleep`, resumed after signals).
+func system_sleep(_ nanoseconds: Int64) {
+  var request = timespec(
+    tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+  var remaining = timespec()
+  while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+}
+
+/// `sched_yield`.
+@inline(__always)
+func system_yield() { sched_yield() }
+
+/// The page size (`sysconf(_SC_PAGESIZE)`).
+func system_pageSize() -> Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+/// The kernel's limits (`system_limits`), or `nil` where they cannot be read.
+func systemLimits() -> csysvipc_limits? {
+  var limits = csysvipc_limits()
+  return system_limits(&limits) == 0 ? limits : nil
+}
