@@ -6,8 +6,6 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
-#elseif canImport(Musl)
-  import Musl
 #endif
 
 // Every public operation against every errno its system calls can return (issue 15), with the
