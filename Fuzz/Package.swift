@@ -3,16 +3,14 @@
 // package, so that the library's users and `swift test` never build it: Scripts/fuzz.sh builds
 // it with `--sanitize=fuzzer --sanitize=address` and runs each target on its corpus
 // (Fuzz/Corpus/<target>). Each target checks what the input must give, not only that nothing
-// traps. Targets that parse files of executables (the demos' params.txt, the tool's
-// arguments) compile those sources through symbolic links, since executables export nothing.
+// traps. The targets for sources outside the library product (ProgramSupport's params.txt,
+// CommandLineValues) compile those files through symbolic links: the package exports them
+// in no product.
 import PackageDescription
 
 let package = Package(
   name: "SysVIPCFuzz",
-  dependencies: [
-    .package(name: "swift-sysv-ipc", path: ".."),
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-  ],
+  dependencies: [.package(name: "swift-sysv-ipc", path: "..")],
   targets: [
     .target(name: "FuzzSupport"),
     // The decoding of the kernel's status structures (IPC_STAT of each kind).
@@ -23,17 +21,12 @@ let package = Package(
     .executableTarget(
       name: "fuzz-ftok",
       dependencies: ["FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc")]),
-    // The demos' params.txt (Demos/Support/Params.swift).
+    // The demos' params.txt (Sources/ProgramSupport/Params.swift).
     .executableTarget(
       name: "fuzz-params",
       dependencies: ["FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc")]),
-    // The sysvipc tool's keys, modes and durations (Sources/sysvipc/Arguments.swift).
-    .executableTarget(
-      name: "fuzz-arguments",
-      dependencies: [
-        "FuzzSupport", .product(name: "SysVIPC", package: "swift-sysv-ipc"),
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]),
+    // The sysvipc tool's keys, modes, sizes and durations (Sources/CommandLineValues).
+    .executableTarget(name: "fuzz-arguments", dependencies: ["FuzzSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

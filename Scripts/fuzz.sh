@@ -21,11 +21,18 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz-status fuzz-ftok fuzz-params fuzz-arguments)
 
-swift build --sanitize=fuzzer --sanitize=address 2>&1 | grep -v "ld.gold: warning: Cannot export" || true
-bin=$(swift build --sanitize=fuzzer --sanitize=address --show-bin-path)
-
+# SwiftPM passes -sanitize=fuzzer to the link but not to the compile jobs (swift 6.3), which
+# leaves the code without coverage counters and libFuzzer blind: the coverage is asked for.
+flags=(--sanitize=fuzzer --sanitize=address
+  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/sysvipc-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
+# (gold's warnings about the sanitizer runtime's local symbols are noise)
+if ! swift build "${flags[@]}" >"$scratch/build.log" 2>&1; then
+  grep -v "ld.gold: warning: Cannot export" "$scratch/build.log"
+  exit 1
+fi
+bin=$(swift build "${flags[@]}" --show-bin-path)
 failed=()
 export SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
 for target in "${targets[@]}"; do
@@ -38,8 +45,9 @@ for target in "${targets[@]}"; do
     -artifact_prefix="Artifacts/$target/" "$scratch/$target" "Corpus/$target" >"$log" 2>&1 \
     || status=$?
   runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
+  coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
   corpus=$(find "$scratch/$target" "Corpus/$target" -type f | wc -l)
-  echo "fuzz: $target: ${runs:-?} executions in $seconds s, corpus $corpus inputs, status $status"
+  echo "fuzz: $target: ${runs:-?} executions in $seconds s, ${coverage:-no coverage}, corpus $corpus inputs, status $status"
   if [ "$status" -ne 0 ]; then
     failed+=("$target")
     grep -E "invariant broken|Fatal error|ERROR: (AddressSanitizer|libFuzzer)|Test unit written" "$log" || tail -30 "$log"

@@ -1,37 +1,41 @@
-import ArgumentParser
-// Fuzzes the sysvipc tool's value parsers (Sources/sysvipc/Arguments.swift, linked here): the
-// first byte picks the parser, the rest is the argument. A parser either refuses (nil) or
-// gives a value within its documented range, which it must give again from its own
-// canonical spelling; nothing traps.
+// Fuzzes the sysvipc tool's value parsers (Sources/CommandLineValues, linked here): the first
+// byte picks the parser, the rest is the text. A parser either throws a ValueParseError or
+// gives a value within its documented range, which it gives again from its canonical spelling;
+// nothing traps.
 import FuzzSupport
-import SysVIPC
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzArguments(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   let bytes = UnsafeBufferPointer(start: data, count: size)
   guard let selector = bytes.first else { return 0 }
-  let argument = String(decoding: bytes.dropFirst(), as: UTF8.self)
-  switch selector % 4 {
-  case 0:
-    guard let parsed = KeyArgument(argument: argument) else { return 0 }
-    let hex = "0x" + String(UInt32(bitPattern: parsed.key.rawValue), radix: 16)
-    check(KeyArgument(argument: hex)?.key == parsed.key, "key \(argument) → \(parsed.key)")
-    check(
-      KeyArgument(argument: String(parsed.key.rawValue))?.key == parsed.key,
-      "key \(argument) → \(parsed.key)")
-  case 1:
-    guard let parsed = ModeArgument(argument: argument) else { return 0 }
-    check(parsed.mode.rawValue <= 0o777, "mode \(argument) → \(parsed.mode.rawValue)")
-    let octal = String(parsed.mode.rawValue, radix: 8)
-    check(ModeArgument(argument: octal)?.mode == parsed.mode, "mode \(argument)")
-  case 2:
-    guard let parsed = SecondsArgument(argument: argument) else { return 0 }
-    check(parsed.duration >= .zero, "duration \(argument) → \(parsed.duration)")
-  default:
-    guard let parsed = KindArgument(argument: argument) else { return 0 }
-    check(
-      KindArgument(argument: KindArgument.name(parsed.kind))?.kind == parsed.kind,
-      "kind \(argument)")
+  let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+  let century = Duration.seconds(100 * 365 * 86_400)
+  do throws(ValueParseError) {
+    switch selector % 5 {
+    case 0:
+      let key = try parseKey(text)
+      check(try parseKey(String(key)) == key, "key \(text) → \(key)")
+      let hex = "0x" + String(UInt32(bitPattern: key), radix: 16)
+      check(try parseKey(hex) == key, "key \(text) → \(key) → \(hex)")
+    case 1:
+      let mode = try parseMode(text)
+      check(mode <= 0o777, "mode \(text) → \(mode)")
+      check(try parseMode(String(mode, radix: 8)) == mode, "mode \(text) → \(mode)")
+    case 2:
+      let bytes = try parseSize(text)
+      check(bytes >= 0, "size \(text) → \(bytes)")
+      check(try parseSize(String(bytes)) == bytes, "size \(text) → \(bytes)")
+    case 3:
+      let duration = try parseDuration(text)
+      check(duration >= .zero && duration <= century, "duration \(text) → \(duration)")
+      let seconds = duration.components.seconds
+      check(try parseDuration("\(seconds)s") == duration, "duration \(text) → \(duration)")
+    default:
+      let duration = try parseSeconds(text)
+      check(duration >= .zero && duration <= century, "seconds \(text) → \(duration)")
+    }
+  } catch {
+    check(!error.reason.isEmpty && !error.what.isEmpty, "an error without a reason: \(text)")
   }
   return 0
 }

@@ -23,12 +23,11 @@ public func fuzzFtok(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
   if path.hasPrefix("@"), let index = path.dropFirst().first?.wholeNumberValue {
     path = seeds[index % seeds.count] + path.dropFirst(2)
   }
-  // A known finding (FuzzRegressionTests.aPathWithANulByteIsRefusedNotCutShort): a path with
-  // a NUL byte is cut short, not refused. Skipped until fixed.
-  if path.utf8.contains(0) { return 0 }
   do {
     let key = try IPCKey(path: path, projectID: projectID)
     check((1...255).contains(projectID), "projectID \(projectID) accepted")
+    // FuzzRegressionTests.aPathWithANulByteIsRefusedNotCutShort: C would stop at the NUL.
+    check(!path.utf8.contains(0), "a path with a NUL byte was cut short: \(path.debugDescription)")
     check(key.rawValue == ftok(path, projectID), "key \(key) is not ftok's")
   } catch {
     check(

@@ -1,1 +1,1 @@
-../../../Demos/Support/Params.swift
+../../../Sources/ProgramSupport/Params.swift

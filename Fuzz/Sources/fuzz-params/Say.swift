@@ -1,1 +1,1 @@
-../../../Demos/Support/Say.swift
+../../../Sources/ProgramSupport/Say.swift

@@ -1,1 +1,0 @@
-../../../Sources/sysvipc/Arguments.swift
