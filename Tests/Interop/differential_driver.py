@@ -94,6 +94,10 @@ class Driver:
             return "ok"
         if op == "owner":
             return f"{h.uid},{h.gid},{h.cuid},{h.cgid}"
+        if op == "setOwner":
+            h.uid = a
+            h.gid = b
+            return "ok"
         if self.kind == "sem":
             if op == "acquire":
                 h.block, h.undo = bool(b & 1), bool(b & 2)

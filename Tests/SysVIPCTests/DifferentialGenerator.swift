@@ -104,6 +104,12 @@ struct DifferentialGenerator {
     if common <= 9 { op.op = "setMode"; op.a = mode(); return op }
     if common <= 11 { op.op = "mode"; return op }
     if common <= 12 { op.op = "owner"; return op }
+    if common <= 13 {
+      // Root keeps its access (CAP_IPC_OWNER) to an object it gives away.
+      op.op = "setOwner"
+      (op.a, op.b) = (pick([0, 65534, 1000]), pick([0, 65534, 1000]))
+      return op
+    }
     switch kind {
     case .sem:
       let delta = { (g: inout DifferentialGenerator) in

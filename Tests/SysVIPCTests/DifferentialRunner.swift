@@ -221,6 +221,9 @@ final class DifferentialSwift {
     case (.shm, "setMode"): try segments[h].setMode(IPCPermissions(rawValue: UInt32(op.a)))
     case (.mq, "setMode"): try queues[h].setMode(IPCPermissions(rawValue: UInt32(op.a)))
     case (_, "owner"): return try owner(h)
+    case (.sem, "setOwner"): try semaphores[h].setOwner(uid: uid_t(op.a), gid: gid_t(op.b))
+    case (.shm, "setOwner"): try segments[h].setOwner(uid: uid_t(op.a), gid: gid_t(op.b))
+    case (.mq, "setOwner"): try queues[h].setOwner(uid: uid_t(op.a), gid: gid_t(op.b))
     case (.sem, "acquire"):
       semaphores[h].block = op.b & 1 != 0
       semaphores[h].undo = op.b & 2 != 0
