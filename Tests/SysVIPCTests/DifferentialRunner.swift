@@ -567,14 +567,15 @@ final class DifferentialRunner {
       var pythonProbe = reply["probe"] as? [String] ?? []
       let swiftProbe = swift.probe()
       if kind == .sem, op.op == "create", op.f == 1, !op.missingKey,
-        swiftOutcome == "ok:", pythonOutcome == "ok:", pythonProbe != swiftProbe,
-        let last = swiftProbe.last, let value = Int(last)
+        swiftOutcome == "ok:", pythonOutcome == "ok:", let last = swiftProbe.last,
+        let value = Int(last)
       {
-        note(.initialValueAppliedToAnExistingSemaphore)
+        // Python's SETVAL (of the initial value) cleared every process's undo adjustment,
+        // even where it left the value as it was: put Python's value back to Swift's, and
+        // let the same SETVAL on the Swift side clear Swift's, so later undo operations agree.
+        if pythonProbe != swiftProbe { note(.initialValueAppliedToAnExistingSemaphore) }
         let fix = DifferentialOperation(op: "setValue", h: pythonProbe.count - 1, a: value)
         pythonProbe = try driver.request(fix.json(key: pythonKey))["probe"] as? [String] ?? []
-        // Python's SETVAL also cleared every process's undo adjustment (semadj): the same
-        // SETVAL on the Swift side clears Swift's, so that later undo operations agree.
         try? swift.semaphores.last?.setValue(value)
       }
       if kind == .sem, op.op == "create", op.f == 3, op.a & 0o200 == 0, !op.missingKey,
