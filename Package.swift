@@ -6,6 +6,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "SysVIPC", targets: ["SysVIPC"]),
+    .library(name: "SysVIPCChannel", targets: ["SysVIPCChannel"]),
     .executable(name: "sysvipc", targets: ["sysvipc"]),
   ],
   dependencies: [
@@ -34,6 +35,17 @@ let package = Package(
     // The tool's value parsers (keys, modes, sizes, durations): plain functions with typed
     // errors, standard library only, so that they can be compiled alone (e.g. for libFuzzer).
     .target(name: "CommandLineValues"),
+    // A message channel in shared memory (ring + semaphore set), built on SysVIPC's public API.
+    // CSysVIPCChannel: atomics on the segment's words and an allocation-free semop.
+    .target(name: "CSysVIPCChannel", cSettings: [.define("_GNU_SOURCE")]),
+    .target(
+      name: "SysVIPCChannel",
+      dependencies: [
+        "SysVIPC", "CSysVIPCChannel", .product(name: "SystemPackage", package: "swift-system"),
+      ]
+    ),
+    // The channel's C implementation (sysvipc_channel.h, beside it) as a program: the tests' C peer.
+    .executableTarget(name: "sysvipc-channel-c", path: "Sources/SysVIPCChannelC"),
     // The command-line tool: `sysvipc list`, `limits`, `info`, `remove`, ... `sysvipc demo`
     // shares the demos' MD5, child process and cleanup on signals (ProgramSupport).
     .executableTarget(
@@ -48,7 +60,7 @@ let package = Package(
     // The second process of the multi-process tests: the tests launch it, it never forks.
     .executableTarget(
       name: "SysVIPCTestHelper",
-      dependencies: ["SysVIPC"]
+      dependencies: ["SysVIPC", "SysVIPCChannel"]
     ),
     // The demos (Demos/<name>, each with a README): the reference's sample programs in Swift.
     // `swift run <name>`. ProgramSupport (above) holds what they share with the tool.
@@ -69,7 +81,9 @@ let package = Package(
       path: "Demos/ftok_experiment", exclude: ["README.md"]),
     .testTarget(
       name: "SysVIPCTests",
-      dependencies: ["SysVIPC", "SysVIPCTestHelper", "CommandLineValues"]
+      dependencies: [
+        "SysVIPC", "SysVIPCChannel", "SysVIPCTestHelper", "CommandLineValues", "sysvipc-channel-c",
+      ]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -23,12 +23,16 @@ let package = Package(
     .target(name: "CAllocCounter", cSettings: [.define("_GNU_SOURCE")]),
     .executableTarget(
       name: "ipc-bench",
-      dependencies: [.product(name: "SysVIPC", package: "swift-sysv-ipc"), "CBenchSupport"]
+      dependencies: [
+        .product(name: "SysVIPC", package: "swift-sysv-ipc"),
+        .product(name: "SysVIPCChannel", package: "swift-sysv-ipc"), "CBenchSupport",
+      ]
     ),
     .executableTarget(
       name: "alloc-count",
       dependencies: [
-        .product(name: "SysVIPC", package: "swift-sysv-ipc"), "CAllocCounter", "CBenchSupport",
+        .product(name: "SysVIPC", package: "swift-sysv-ipc"),
+        .product(name: "SysVIPCChannel", package: "swift-sysv-ipc"), "CAllocCounter", "CBenchSupport",
       ]
     ),
   ],

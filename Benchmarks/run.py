@@ -79,7 +79,59 @@ def cases(pins, scale):
         split = pin != "same"
         out.append(("shm_counter", ["shm_counter", "--pin", pin, "--iterations", n(5_000 if split else 50_000)]))
     out.append(("stat", ["stat", "--pin", "none", "--iterations", n(100_000)]))
+    # The message channel (issue 13), measured in the same rounds as mq_throughput/mq_pingpong.
+    for pin in pins:
+        split = pin != "same"
+        for size in SIZES_MQ:
+            count = (400_000 if split else 200_000) if size <= 1024 else (100_000 if split else 50_000)
+            out.append(("chan_throughput", ["chan_throughput", "--size", str(size), "--pin", pin, "--iterations", n(count)]))
+        out.append(("chan_pingpong", ["chan_pingpong", "--pin", pin, "--iterations", n(50_000 if split else 30_000)]))
+        if split:
+            out.append(("limit_pingpong", ["limit_pingpong", "--pin", pin, "--iterations", n(200_000)]))
+    # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
+    # wake-up per ms, so ~0.35 s a run. --api blocking: the blocking receive, against the same C.
+    for api in ["async", "blocking"]:
+        for pin in ["none"] + pins:
+            out.append(("mq_wake", ["mq_wake", "--api", api, "--pin", pin, "--iterations", n(300)]))
     return out
+
+
+# Scenarios that only the C program has: measured for reference (the floor), no ratio.
+C_ONLY = {"limit_pingpong"}
+
+
+def channel_summary(results, c_only):
+    """The channel against the message queue and the floor, from the medians of this run."""
+
+    def median(key, field, impl):
+        pairs = results.get(key)
+        if not pairs:
+            return None
+        index = 0 if impl == "c" else 1
+        values = [float(pair[index][field]) for pair in pairs]
+        return statistics.median(values)
+
+    lines = []
+    for key in sorted(results):
+        if not key.startswith("scenario=chan_"):
+            continue
+        mq_key = key.replace("scenario=chan_", "scenario=mq_")
+        for impl in ["swift", "c"]:
+            if key.startswith("scenario=chan_throughput"):
+                chan, mq = median(key, "ops_per_s", impl), median(mq_key, "ops_per_s", impl)
+                if chan and mq:
+                    lines.append(f"{key.replace('scenario=', '')} {impl}: {chan:,.0f} msg/s = {chan / mq:.1f}x mq_throughput ({mq:,.0f})")
+            else:
+                chan, mq = median(key, "rtt_us", impl), median(mq_key, "rtt_us", impl)
+                if chan and mq:
+                    line = f"{key.replace('scenario=', '')} {impl}: {chan:.2f} us = 1/{mq / chan:.1f} of mq_pingpong ({mq:.2f} us)"
+                    pin = key.split("pin=")[-1].split()[0]
+                    limit = c_only.get(f"scenario=limit_pingpong pin={pin}")
+                    if limit:
+                        floor = statistics.median(float(r["rtt_us"]) for r in limit)
+                        line += f", {chan / floor:.2f}x limit_pingpong ({floor:.2f} us)"
+                    lines.append(line)
+    return lines
 
 
 def build():
@@ -116,6 +168,8 @@ def case_key(result):
 
 
 def target(key):
+    if key.startswith("scenario=mq_wake"):
+        return (1.20, "time")  # wake-up latency (issue 12)
     if key.startswith("scenario=mq_local"):
         return (1.10, "time")  # one op = send + receive: time per op, not the bandwidth
     if key.startswith("scenario=shm_write") or key.startswith("scenario=shm_read"):
@@ -147,21 +201,31 @@ def main():
     available = set(subprocess.run([SWIFT_BIN, "list"], capture_output=True, text=True, check=True).stdout.split())
     pins = [p for p in args.pins.split(",") if p]
     selected = []
+    available_c = set(subprocess.run([C_BIN, "list"], capture_output=True, text=True, check=True).stdout.split())
     for scenario, arguments in cases(pins, args.scale):
-        if scenario not in available:
+        if scenario not in available and not (scenario in C_ONLY and scenario in available_c):
             continue
         if args.only and not re.search(args.only, " ".join(arguments)):
             continue
         selected.append(arguments)
-    skipped = sorted({s for s, _ in cases(pins, args.scale)} - available)
+    skipped = sorted({s for s, _ in cases(pins, args.scale)} - available - (C_ONLY & available_c))
 
     raw = open(args.raw, "a") if args.raw else None
     results = {}  # key -> list of (c, swift) per round
+    c_only = {}  # key -> list of C results (scenarios without a Swift side)
     failures = []
     started = time.time()
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number}/{args.rounds} ({time.time() - started:.0f} s)", flush=True)
         for arguments in selected:
+            if arguments[0] in C_ONLY:
+                c_lines, c_error = run(C_BIN, arguments, raw)
+                if c_error:
+                    failures.append(f"{' '.join(arguments)}: c: {c_error}")
+                    continue
+                for c in c_lines:
+                    c_only.setdefault(case_key(c), []).append(c)
+                continue
             c_lines, c_error = run(C_BIN, arguments, raw)
             swift_lines, swift_error = run(SWIFT_BIN, arguments, raw)
             if c_error or swift_error:
@@ -211,6 +275,15 @@ def main():
         print(f"{'case':<{width}}  {'C':>11} {'Swift':>11} {'unit':<5}  {'ratio':>6} {'min':>6} {'max':>6}  target   ")
         for r in rows:
             print(f"{r[0]:<{width}}  {r[1]:>11.1f} {r[2]:>11.1f} {r[3]:<5}  {r[4]:>6.3f} {r[5]:>6.3f} {r[6]:>6.3f}  {r[8]:<8} {r[9]}")
+    for key, lines in c_only.items():
+        rtts = [float(r["rtt_us"]) for r in lines]
+        print(f"{key.replace('scenario=', '')} (C only, the floor): median {statistics.median(rtts):.3f} us per round trip, "
+              f"min {min(rtts):.3f}, max {max(rtts):.3f}, {len(rtts)} rounds")
+    summary = channel_summary(results, c_only)
+    if summary:
+        print("\nmessage channel against the message queue and the floor (medians of this run):")
+        for line in summary:
+            print("  " + line)
     if skipped:
         print(f"\nnot built in this checkout (skipped): {', '.join(skipped)}")
 

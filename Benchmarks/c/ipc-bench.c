@@ -29,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+// The C implementation of SysVIPCChannel's message channel (issue 13).
+#include "../../Sources/SysVIPCChannelC/sysvipc_channel.h"
+
 extern char **environ;
 
 union semun {
@@ -455,6 +458,54 @@ static void mq_pingpong_child(void) {
   }
 }
 
+// mq_wake: the child sends a type-1 message holding the time of the send, 1 ms after the parent's
+// last acknowledgement; the parent, blocked in msgrcv, takes the time as soon as it runs again
+// and acknowledges with type 2. One op = one wake-up; time per op = mean send-to-resumption
+// latency. (The Swift side waits in its async receive with --api async, the blocking one with
+// --api blocking; C always blocks in msgrcv, and prints the api it was given, to pair the lines.)
+static void mq_wake(struct options *o) {
+  long size = o->size ? o->size : 64;
+  if (size < 8) size = 8;
+  if (size > 65536) fail("--size at most 65536");
+  long n = o->iterations ? o->iterations : 300, warm = n / 10 < 1 ? 1 : (n / 10 > 50 ? 50 : n / 10);
+  int parent_cpu, child_cpu;
+  cpu_plan(o->pin, &parent_cpu, &child_cpu);
+  int queue = new_queue();
+  spawn_child("mq_wake", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
+              format("queue=%d", queue), format("size=%ld", size), NULL);
+  pin_self(parent_cpu);
+  static struct message m, ack;
+  ack.type = 2;
+  int64_t sum = 0;
+  for (long i = 0; i < warm + n; i++) {
+    queue_receive(queue, &m, sizeof m.text, 1);
+    int64_t now = now_ns(), sent;
+    memcpy(&sent, m.text, sizeof sent);
+    if (i >= warm) sum += now - sent;
+    queue_send(queue, &ack, 1);
+  }
+  join_child();
+  clean_up();
+  const char *api = strcmp(o->api, "blocking") == 0 ? "blocking" : "async";
+  report("mq_wake", n, sum, -1, 0, format("size=%ld api=%s pin=%s", size, api, pin_names[o->pin]));
+}
+
+static void mq_wake_child(void) {
+  child_set_up();
+  int queue = (int)child_long("queue");
+  long n = child_long("iterations"), size = child_long("size");
+  static struct message m, ack;
+  m.type = 1;
+  memset(m.text, 'w', (size_t)size);
+  for (long i = 0; i < n; i++) {
+    usleep(1000);
+    int64_t now = now_ns();
+    memcpy(m.text, &now, sizeof now);
+    queue_send(queue, &m, (size_t)size);
+    queue_receive(queue, &ack, sizeof ack.text, 2);
+  }
+}
+
 // Iterations moving 8 GiB per run below 4 MiB (cache-resident, fast), 1 GiB above.
 // One process: send, then receive it; the queue never blocks (for callgrind.sh, which follows
 // no child). One op = one send + one receive.
@@ -666,6 +717,162 @@ static void stat_scenario(struct options *o) {
   if (!found) fail("stat: unknown --kind %s", o->kind);
 }
 
+// ---- The message channel (issue 13) ----------------------------------------------------------
+// chan_throughput and chan_pingpong on sysvipc_channel.h, as the Swift side runs them on
+// MessageChannel: 64 slots, the parent pinned before it creates the channel (spinning is decided
+// from the CPUs a process may use when it opens a channel).
+
+static void new_channel(svc_channel *c, long size) {
+  int rc = svc_create(c, IPC_PRIVATE, 64, (uint32_t)size, 0600);
+  if (rc) fail("svc_create: %s", strerror(rc));
+  at_cleanup(KIND_SHM, c->shmid);
+  at_cleanup(KIND_SEM, c->semid);
+}
+
+static void open_channel(svc_channel *c, int id) {
+  int rc = svc_open(c, id);
+  if (rc) fail("svc_open: %s", strerror(rc));
+}
+
+static void chan_throughput(struct options *o) {
+  long size = o->size ? o->size : 64, n = o->iterations ? o->iterations : 1000000, warm = warm_up(n);
+  int parent_cpu, child_cpu;
+  cpu_plan(o->pin, &parent_cpu, &child_cpu);
+  pin_self(parent_cpu);
+  svc_channel c;
+  new_channel(&c, size);
+  spawn_child("chan_throughput", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
+              format("channel=%d", c.shmid), format("size=%ld", size), NULL);
+  unsigned char *buffer = malloc((size_t)size);
+  uint32_t length;
+  int64_t type;
+  for (long i = 0; i < warm; i++) {
+    int rc = svc_receive(&c, buffer, (uint32_t)size, &length, &type, 1, -1);
+    if (rc || length != (uint32_t)size) fail("chan_throughput: %s", strerror(rc));
+  }
+  int64_t start = now_ns();
+  for (long i = 0; i < n; i++) {
+    int rc = svc_receive(&c, buffer, (uint32_t)size, &length, &type, 1, -1);
+    if (rc || length != (uint32_t)size) fail("chan_throughput: %s", strerror(rc));
+  }
+  int64_t elapsed = now_ns() - start;
+  join_child();
+  free(buffer);
+  clean_up();
+  report("chan_throughput", n, elapsed, size, 0, format("size=%ld pin=%s", size, pin_names[o->pin]));
+}
+
+static void chan_throughput_child(void) {
+  child_set_up();
+  long size = child_long("size"), n = child_long("iterations");
+  svc_channel c;
+  open_channel(&c, (int)child_long("channel"));
+  unsigned char *message = malloc((size_t)size);
+  memset(message, 'x', (size_t)size);
+  for (long i = 0; i < n; i++) {
+    int rc = svc_send(&c, message, (uint32_t)size, 1, 1, -1);
+    if (rc) fail("chan_throughput child: %s", strerror(rc));
+  }
+  free(message);
+  svc_close(&c);
+}
+
+static void chan_pingpong(struct options *o) {
+  long size = o->size ? o->size : 64, n = o->iterations ? o->iterations : 200000, warm = warm_up(n);
+  int parent_cpu, child_cpu;
+  cpu_plan(o->pin, &parent_cpu, &child_cpu);
+  pin_self(parent_cpu);
+  svc_channel requests, replies;
+  new_channel(&requests, size);
+  new_channel(&replies, size);
+  spawn_child("chan_pingpong", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
+              format("requests=%d", requests.shmid), format("replies=%d", replies.shmid),
+              format("size=%ld", size), NULL);
+  unsigned char *request = malloc((size_t)size), *reply = malloc((size_t)size);
+  memset(request, 'q', (size_t)size);
+  uint32_t length;
+  int64_t type;
+  int64_t start = 0;
+  for (long i = 0; i < warm + n; i++) {
+    if (i == warm) start = now_ns();
+    int rc = svc_send(&requests, request, (uint32_t)size, 1, 1, -1);
+    if (!rc) rc = svc_receive(&replies, reply, (uint32_t)size, &length, &type, 1, -1);
+    if (rc || length != (uint32_t)size) fail("chan_pingpong: %s", strerror(rc));
+  }
+  int64_t elapsed = now_ns() - start;
+  join_child();
+  free(request);
+  free(reply);
+  clean_up();
+  report("chan_pingpong", n, elapsed, -1, 1, format("size=%ld pin=%s", size, pin_names[o->pin]));
+}
+
+static void chan_pingpong_child(void) {
+  child_set_up();
+  long size = child_long("size"), n = child_long("iterations");
+  svc_channel requests, replies;
+  open_channel(&requests, (int)child_long("requests"));
+  open_channel(&replies, (int)child_long("replies"));
+  unsigned char *buffer = malloc((size_t)size);
+  uint32_t length;
+  int64_t type;
+  for (long i = 0; i < n; i++) {
+    int rc = svc_receive(&requests, buffer, (uint32_t)size, &length, &type, 1, -1);
+    if (!rc) rc = svc_send(&replies, buffer, length, 1, 1, -1);
+    if (rc) fail("chan_pingpong child: %s", strerror(rc));
+  }
+  free(buffer);
+  svc_close(&requests);
+  svc_close(&replies);
+}
+
+// limit_pingpong: the floor for a round trip between two CPUs. One 64-bit word in shared memory:
+// the parent stores 2i+1 and spins until it reads 2i+2; the child spins for 2i+1 and stores
+// 2i+2. No message, no system call: two cache-line transfers per round trip. (Spinning yields
+// the CPU now and then, so that --pin same finishes, slowly; the figure that matters is split.)
+static inline void limit_wait(volatile uint64_t *word, uint64_t value) {
+  for (unsigned spins = 1; __atomic_load_n(word, __ATOMIC_ACQUIRE) != value; spins++) {
+    svc__pause();
+    if ((spins & 4095) == 0) sched_yield();
+  }
+}
+
+static void limit_pingpong(struct options *o) {
+  long n = o->iterations ? o->iterations : 500000, warm = warm_up(n);
+  int parent_cpu, child_cpu;
+  cpu_plan(o->pin, &parent_cpu, &child_cpu);
+  pin_self(parent_cpu);
+  int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | IPC_EXCL | 0600);
+  if (id < 0) fail("shmget: %s", strerror(errno));
+  at_cleanup(KIND_SHM, id);
+  volatile uint64_t *word = shmat(id, NULL, 0);
+  if (word == (void *)-1) fail("shmat: %s", strerror(errno));
+  spawn_child("limit_pingpong", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
+              format("shm=%d", id), NULL);
+  int64_t start = 0;
+  for (long i = 0; i < warm + n; i++) {
+    if (i == warm) start = now_ns();
+    __atomic_store_n(word, (uint64_t)(2 * i + 1), __ATOMIC_RELEASE);
+    limit_wait(word, (uint64_t)(2 * i + 2));
+  }
+  int64_t elapsed = now_ns() - start;
+  join_child();
+  shmdt((void *)word);
+  clean_up();
+  report("limit_pingpong", n, elapsed, -1, 1, format("pin=%s", pin_names[o->pin]));
+}
+
+static void limit_pingpong_child(void) {
+  child_set_up();
+  long n = child_long("iterations");
+  volatile uint64_t *word = shmat((int)child_long("shm"), NULL, 0);
+  if (word == (void *)-1) fail("shmat: %s", strerror(errno));
+  for (long i = 0; i < n; i++) {
+    limit_wait(word, (uint64_t)(2 * i + 1));
+    __atomic_store_n(word, (uint64_t)(2 * i + 2), __ATOMIC_RELEASE);
+  }
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 static const struct {
@@ -673,10 +880,12 @@ static const struct {
   void (*run)(struct options *);
 } scenarios[] = {
     {"sem_uncontended", sem_uncontended}, {"sem_pingpong", sem_pingpong},
-    {"mq_throughput", mq_throughput},     {"mq_pingpong", mq_pingpong},
+    {"mq_throughput", mq_throughput},     {"mq_pingpong", mq_pingpong}, {"mq_wake", mq_wake},
     {"mq_local", mq_local},
     {"shm_write", shm_write},             {"shm_read", shm_read},
     {"shm_counter", shm_counter},         {"stat", stat_scenario},
+    {"chan_throughput", chan_throughput}, {"chan_pingpong", chan_pingpong},
+    {"limit_pingpong", limit_pingpong},
 };
 
 static const struct {
@@ -685,6 +894,9 @@ static const struct {
 } child_roles[] = {
     {"sem_pingpong", sem_pingpong_child}, {"mq_throughput", mq_throughput_child},
     {"mq_pingpong", mq_pingpong_child},   {"shm_counter", shm_counter_child},
+    {"mq_wake", mq_wake_child},
+    {"chan_throughput", chan_throughput_child}, {"chan_pingpong", chan_pingpong_child},
+    {"limit_pingpong", limit_pingpong_child},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -725,7 +937,7 @@ int main(int argc, char **argv) {
       if (*end || o.size <= 0) fail("bad --size %s", value);
     } else if (strcmp(flag, "--api") == 0) {
       if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0 &&
-          strcmp(value, "buffer") != 0)
+          strcmp(value, "buffer") != 0 && strcmp(value, "async") != 0 && strcmp(value, "blocking") != 0)
         fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {

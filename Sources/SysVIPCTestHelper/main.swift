@@ -38,6 +38,10 @@ do {
     try sharedMemoryCommand(command, &args)
   } else if command.hasPrefix("mq-") {
     try messageQueueCommand(command, &args)
+  } else if command.hasPrefix("chan-") {
+    try channelCommand(command, &args)
+  } else if command.hasPrefix("wait-") {
+    try waitCommand(command, &args)
   } else if command.hasPrefix("sys-") {
     try systemCommand(command, &args)
   } else if command.hasPrefix("stale-") {

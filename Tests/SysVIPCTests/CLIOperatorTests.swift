@@ -9,6 +9,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 /// A `stale-user` helper: it created a semaphore, a segment (kept attached) and a queue at

@@ -6,6 +6,8 @@ import Testing
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #endif
 
 @Suite("sysvipc: issue 18's tool defects stay fixed")

@@ -3,6 +3,7 @@
 // `path=… ops=… allocations=… per_op=… target=… result=ok|MISS`; exits 1 on a miss.
 import CAllocCounter
 import SysVIPC
+import SysVIPCChannel
 
 #if canImport(Glibc)
   import Glibc
@@ -149,6 +150,41 @@ do {
   }
   try measure("mq_status", target: nil) { keep &+= try queue.status().currentMessages }
   if keep == 42 { print("") }  // keeps `keep` alive
+
+  // MessageChannel (issue 13): send from a buffer, receive(into:), reserve -> commit,
+  // withReceived, and a receive that spins and then sleeps on the semaphore set until its
+  // timeout (the slow path's semtimedop).
+  for size in [64, 8192] {
+    let channel = try MessageChannel.create(key: .private, capacity: 64, maxMessageSize: size)
+    cleanup.append { try? channel.remove() }
+    let message = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+    message.initializeMemory(as: UInt8.self, repeating: 7)
+    let into = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+    cleanup.append {
+      message.deallocate()
+      into.deallocate()
+    }
+    try measure("chan_send_receive_into_\(size)") {
+      try channel.send(UnsafeRawBufferPointer(message))
+      guard try channel.receive(into: into).count == size else { throw IPCError(.internal, "size") }
+    }
+    try measure("chan_reserve_withReceived_\(size)") {
+      try channel.reserve(count: size) { $0.count }
+      try channel.withReceived { (bytes, _) throws(IPCError) in
+        guard bytes.count == size else { throw IPCError(.internal, "size") }
+      }
+    }
+  }
+  let idle = try MessageChannel.create(key: .private, capacity: 4, maxMessageSize: 8)
+  cleanup.append { try? idle.remove() }
+  let sink = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+  cleanup.append { sink.deallocate() }
+  measure("chan_receive_sleep_timeout", ops: 500) {
+    do {
+      _ = try idle.receive(into: sink, timeout: .microseconds(20))
+      failures += 1  // nothing was sent: it must time out
+    } catch {}
+  }
 } catch {
   printError("alloc-count: \(error)")
   failures += 1

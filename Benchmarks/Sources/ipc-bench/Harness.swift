@@ -33,6 +33,8 @@ struct Options {
   var api: String = "copy"
   var kind: String = "all"
   var timeoutSeconds: UInt32 = 600
+  /// How long a measurement window lasts (idle_waiters).
+  var seconds: Double = 10
 
   /// `--iterations N --pin same|split|none --size N --api copy|zerocopy --kind ... --timeout S`.
   init(_ arguments: ArraySlice<String>) throws(BenchFailure) {
@@ -52,11 +54,18 @@ struct Options {
         guard let n = Int(value), n > 0 else { throw BenchFailure("bad --size \(value)") }
         size = n
       case "--api":
-        guard ["copy", "zerocopy", "alloc", "buffer"].contains(value) else {
-          throw BenchFailure("bad --api \(value) (copy|zerocopy|alloc|buffer)")
+        guard
+          ["copy", "zerocopy", "alloc", "buffer", "async", "blocking", "pool", "poller"]
+            .contains(value)
+        else {
+          throw BenchFailure(
+            "bad --api \(value) (copy|zerocopy|alloc|buffer|async|blocking|pool|poller)")
         }
         api = value
       case "--kind": kind = value
+      case "--seconds":
+        guard let n = Double(value), n > 0 else { throw BenchFailure("bad --seconds \(value)") }
+        seconds = n
       case "--timeout":
         guard let n = UInt32(value), n > 0 else { throw BenchFailure("bad --timeout \(value)") }
         timeoutSeconds = n

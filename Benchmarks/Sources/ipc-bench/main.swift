@@ -13,22 +13,31 @@ let scenarios: [(String, (Options) throws -> Void)] = [
   ("mq_throughput", mqThroughput),
   ("mq_pingpong", mqPingPong),
   ("mq_local", mqLocal),
+  ("chan_throughput", chanThroughput),
+  ("chan_pingpong", chanPingPong),
   ("shm_write", shmWrite),
   ("shm_read", shmRead),
   ("shm_counter", shmCounter),
   ("stat", stat),
+  ("mq_wake", mqWake),
+  ("idle_waiters", idleWaiters),
+  ("cancel_latency", cancelLatency),
 ]
 
 let childRoles: [(String, (ChildArguments) throws -> Void)] = [
   ("sem_pingpong", semPingPongChild),
   ("mq_throughput", mqThroughputChild),
   ("mq_pingpong", mqPingPongChild),
+  ("chan_throughput", chanThroughputChild),
+  ("chan_pingpong", chanPingPongChild),
   ("shm_counter", shmCounterChild),
+  ("mq_wake", mqWakeChild),
 ]
 
 let usage = """
   usage: ipc-bench SCENARIO [--iterations N] [--pin same|split|none] [--size BYTES]
-                            [--api copy|zerocopy|alloc|buffer] [--kind sem|shm|mq|all] [--timeout SECONDS]
+                            [--api copy|zerocopy|alloc|buffer|async|blocking|pool|poller]
+                            [--kind sem|shm|mq|mixed|all] [--seconds S] [--timeout SECONDS]
          ipc-bench list
   scenarios: \(scenarios.map(\.0).joined(separator: " "))
   """

@@ -208,6 +208,11 @@ extension IPCError {
     IPCError(.busy, "\(what): cancelled", errno: .canceled)
   }
 
+  /// The error of a wait whose timeout expired: kind ``Kind/busy``, "timed out after N s".
+  static func timedOut(_ op: IPCOperation, nanoseconds: Int64, errno: Errno?) -> IPCError {
+    IPCError(.busy, "\(op.subject): timed out after \(Double(nanoseconds) / 1e9) s", errno: errno)
+  }
+
   /// Whether this error reports a cancelled task (kind ``Kind/busy``, `errno` `ECANCELED`) rather
   /// than a failure of the operation.
   public var isCancellation: Bool { kind == .busy && errno == .canceled }

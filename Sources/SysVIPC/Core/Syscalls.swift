@@ -2,6 +2,8 @@ import CSysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -26,6 +28,8 @@ enum SystemCallName: String, Sendable, CaseIterable {
   case ftok
   /// `IPC_INFO` (the limits) and the listing calls (`*_INFO`, `*_STAT_ANY`).
   case ipcInfo
+  /// `pthread_create` of a wait thread (Core/WaitThreads.swift).
+  case pthreadCreate
 }
 
 /// Whether the call is to fail now (debug builds only): sets errno and returns `true`. Inlinable,
@@ -246,6 +250,87 @@ func system_scratchRelease(_ block: UnsafeMutableRawPointer) {
 
 /// The size of each thread's scratch block.
 let systemScratchBytes = Int(CSYSVIPC_THREAD_SCRATCH)
+
+// MARK: Threads and signals (the waits: Core/WaitThreads.swift, Core/WaitSignal.swift)
+
+/// Starts a detached thread with a stack of `stackSize` bytes running `body`; returns 0 or
+/// `pthread_create`'s error number.
+func system_threadCreate(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Int32 {
+  #if ENABLE_MOCKING
+    if let plan = FaultPlan.current, let error = plan.fault(for: .pthreadCreate) { return error }
+  #endif
+  final class Box: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+  }
+  let box = Unmanaged.passRetained(Box(body)).toOpaque()
+  var attributes = pthread_attr_t()
+  pthread_attr_init(&attributes)
+  defer { pthread_attr_destroy(&attributes) }
+  pthread_attr_setstacksize(&attributes, stackSize)
+  pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+  #if canImport(Glibc)
+    var thread = pthread_t()
+  #else
+    var thread: pthread_t? = nil
+  #endif
+  let rc = pthread_create(
+    &thread, &attributes,
+    { raw in
+      #if canImport(Glibc) || canImport(Musl)
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+      #else
+        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+      #endif
+      box.body()
+      return nil
+    }, box)
+  if rc != 0 { Unmanaged<Box>.fromOpaque(box).release() }
+  return rc
+}
+
+/// `pthread_kill`: sends `signal` to `thread`.
+@inline(__always)
+func system_threadKill(_ thread: pthread_t, _ signal: Int32) {
+  pthread_kill(thread, signal)
+}
+
+/// `pthread_sigmask`.
+@inline(__always)
+func system_threadSignalMask(
+  _ how: Int32, _ set: UnsafePointer<sigset_t>?, _ old: UnsafeMutablePointer<sigset_t>?
+) {
+  pthread_sigmask(how, set, old)
+}
+
+/// `sigaction`: installs `handler` (no-op handlers only: the wait signal's) with `flags`, or
+/// (`handler` nil) reads the current action; returns whether the handler is the default.
+func system_signalAction(
+  _ signal: Int32, install handler: (@convention(c) (Int32) -> Void)?, flags: Int32
+) -> (ok: Bool, isDefault: Bool) {
+  var action = sigaction()
+  var old = sigaction()
+  if let handler {
+    #if canImport(Glibc)
+      action.__sigaction_handler.sa_handler = handler
+    #elseif canImport(Musl)
+      action.__sa_handler.sa_handler = handler
+    #else
+      action.__sigaction_u.__sa_handler = handler
+    #endif
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = flags
+  }
+  let rc = handler == nil ? sigaction(signal, nil, &old) : sigaction(signal, &action, &old)
+  #if canImport(Glibc)
+    let current = old.__sigaction_handler.sa_handler
+  #elseif canImport(Musl)
+    let current = old.__sa_handler.sa_handler
+  #else
+    let current = old.__sigaction_u.__sa_handler
+  #endif
+  return (rc == 0, current == nil)  // SIG_DFL is the null handler
+}
 
 // MARK: Time
 

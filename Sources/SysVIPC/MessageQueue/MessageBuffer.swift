@@ -2,6 +2,8 @@ import CSysVIPC
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -93,7 +95,8 @@ extension MessageQueue {
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgsnd")
     try MessageQueueCall.checkLength(buffer.count, maxMessageSize: maxMessageSize, id: id)
     buffer.message.storeBytes(of: kernelType, as: CLong.self)
-    try MessageQueueCall.send(id: id, buffer.message, textCount: buffer.count, wait: wait)
+    try MessageQueueCall.sendOrThrow(
+      id: id, buffer.message, textCount: buffer.count, wait: wait)
   }
 
   /// Receives a message into `buffer` (`msgrcv` into the buffer itself: no copy in user space);
@@ -108,9 +111,10 @@ extension MessageQueue {
     let (kernelType, flags) = try MessageQueueCall.receiveArguments(type, options)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgrcv")
     let (message, capacity) = (buffer.message, buffer.capacity)
-    let count = try MessageQueueCall.receive(
-      id: id, into: message, capacity: capacity, type: kernelType, flags: flags, wait: wait,
-      room: "the buffer's capacity (\(capacity) bytes)")
+    let count = try MessageQueueCall.count(
+      MessageQueueCall.receive(
+        id: id, message, capacity: capacity, type: kernelType, flags: flags, wait: wait),
+      id: id, room: "the buffer's capacity (\(capacity) bytes)")
     buffer.received(count: count, type: Int(message.load(as: CLong.self)))
   }
 }

@@ -39,13 +39,12 @@ import CSysVIPC
 /// ``IPCError/Kind/busy``) until a receiver makes room.
 ///
 /// ## Timeouts
-/// The kernel has no timed msgsnd or msgrcv. With a `timeout`, sending and receiving poll: they
-/// try without waiting (`IPC_NOWAIT`), then sleep in growing steps (50 µs, doubling to at most
-/// 2 ms) until the deadline on the monotonic clock. A message that arrives, or room that
-/// appears, is taken within about 2 ms, and the call gives up within about 2 ms (plus
-/// scheduling delay) after the timeout, with ``IPCError/Kind/busy``. Unlike a waiting
-/// `msgrcv`, a polling receiver does not queue in the kernel, so a process waiting without a
-/// timeout may get a message first.
+/// The kernel has no timed msgsnd or msgrcv. With a `timeout`, sending and receiving try once
+/// without waiting (`IPC_NOWAIT`), then wait in the kernel as an untimed call does, and at the
+/// deadline (on the monotonic clock) a signal ends the wait (``IPCSystem/waitSignal``; see
+/// <doc:Concurrency>). A message that arrives, or room that appears, is taken as soon as the
+/// scheduler runs the caller; the call gives up at the deadline with ``IPCError/Kind/busy``;
+/// the wait costs no CPU.
 ///
 /// ## Copies and allocation
 /// The kernel wants the type and the text in one block. Sending copies the text once, into
@@ -159,7 +158,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     ``IPCError/Kind/busy`` instead (`IPC_NOWAIT`).
   ///   - type: the message's type, > 0 (a C `long`).
   ///   - timeout: with `block`, the longest wait: `nil` waits as long as it takes, `.zero`
-  ///     never waits, a positive duration polls until then (see "Timeouts" above).
+  ///     never waits, a positive duration waits at most that long (see "Timeouts" above).
   /// - Throws: ``IPCError/Kind/invalidArgument`` for a type ≤ 0 or a negative timeout;
   ///   ``IPCError/Kind/outOfRange`` for a message over ``maxMessageSize``, over `msgmax`, or
   ///   over the queue's whole capacity (``maxSize``), at once and with nothing sent;
@@ -169,14 +168,6 @@ public struct MessageQueue: IPCObject, Hashable {
   public func send(
     _ buffer: UnsafeRawBufferPointer, block: Bool = true, type: Int = 1, timeout: Duration? = nil
   ) throws(IPCError) {
-    // The common call (a valid type, no timeout, a message within the limits): one msgsnd that
-    // does not wait; a full queue or any failure takes the general path, which sent nothing.
-    if type > 0, timeout == nil, buffer.count <= maxMessageSize,
-      buffer.count <= MessageQueueCall.systemMaxMessageSize ?? Int.max,
-      MessageQueueCall.sendAtOnce(id: id, buffer, type: CLong(truncatingIfNeeded: type))
-    {
-      return
-    }
     let kernelType = try MessageQueueCall.sendType(type)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgsnd")
     try MessageQueueCall.checkLength(buffer.count, maxMessageSize: maxMessageSize, id: id)
@@ -243,7 +234,7 @@ public struct MessageQueue: IPCObject, Hashable {
       try MessageQueueCall.checkLength(
         count, maxMessageSize: maxMessageSize, id: id, atLeast: count > limit)
       block.storeBytes(of: kernelType, toByteOffset: 0, as: CLong.self)
-      try MessageQueueCall.send(
+      try MessageQueueCall.sendOrThrow(
         id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
     }
   }
@@ -276,7 +267,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     (with ``ReceiveOptions/exceptType``, the first of any other type); `< 0` the first of
   ///     the lowest type ≤ `|type|`.
   ///   - timeout: with `block`, the longest wait: `nil` waits as long as it takes, `.zero`
-  ///     never waits, a positive duration polls until then (see "Timeouts" above).
+  ///     never waits, a positive duration waits at most that long (see "Timeouts" above).
   ///   - options: ``ReceiveOptions/truncate``, ``ReceiveOptions/exceptType``.
   /// - Returns: the message (at most ``maxMessageSize`` bytes) and its type.
   /// - Throws: ``IPCError/Kind/busy`` when no matching message came in time;
@@ -311,7 +302,7 @@ public struct MessageQueue: IPCObject, Hashable {
   ///     ``receive(block:type:timeout:options:)-5tdpe``.
   ///   - type: which message: `0` the first, `> 0` the first of that type, `< 0` the first of the
   ///     lowest type ≤ `|type|`.
-  ///   - timeout: with `block`, the longest wait (polled); `nil` waits as long as it takes.
+  ///   - timeout: with `block`, the longest wait; `nil` waits as long as it takes.
   ///   - options: ``ReceiveOptions/truncate`` (`MSG_NOERROR`), ``ReceiveOptions/exceptType``
   ///     (`MSG_EXCEPT`).
   /// - Returns: the text's length and the message's type.
@@ -321,24 +312,13 @@ public struct MessageQueue: IPCObject, Hashable {
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, type: Int = 0,
     timeout: Duration? = nil, options: ReceiveOptions = []
   ) throws(IPCError) -> (count: Int, type: Int) {
-    // The common call: wait for a message of the requested type in place, move the text down
-    // over the type. Anything unusual (an error, a message that does not fit) goes the general
-    // way, which receives again: nothing was taken off the queue.
-    if block, timeout == nil, options.isEmpty, buffer.count > MessageQueueCall.headerSize,
-      let base = buffer.baseAddress
-    {
-      let count = system_msgrcv(
-        id, base, buffer.count - MessageQueueCall.headerSize, CLong(type), 0)
-      if count >= 0 {
-        let received = base.loadUnaligned(as: CLong.self)
-        if count > 0 { memmove(base, base + MessageQueueCall.headerSize, count) }
-        return (count, Int(received))
-      }
-    }
     let (kernelType, flags) = try MessageQueueCall.receiveArguments(type, options)
     let wait = try MessageQueueCall.Wait(block: block, timeout: timeout, "msgrcv")
-    return try MessageQueueCall.receive(
-      id: id, into: buffer, type: kernelType, flags: flags, wait: wait)
+    guard
+      let received = try MessageQueueCall.receive(
+        id: id, into: buffer, type: kernelType, flags: flags, wait: wait)
+    else { throw IPCError.system(.noMessage, IPCOperation("msgrcv", .messageQueue, id: id)) }
+    return received
   }
 
   // MARK: Attributes

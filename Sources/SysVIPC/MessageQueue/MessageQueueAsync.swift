@@ -1,11 +1,11 @@
 import CSysVIPC
 import SystemPackage
 
-// The async forms of send and receive. The kernel has no msgsnd / msgrcv that a thread can be
-// woken from, so a wait is one non-blocking attempt here, then, only when it must wait, polling
-// with IPC_NOWAIT on a thread of its own (50 µs growing to 2 ms, as the timed forms), never on
-// Swift's cooperative threads. A cancelled task returns within about 10 ms, having sent or
-// received nothing, with an error whose `IPCError.isCancellation` is true.
+// The async forms of send and receive: one try that does not wait, on the caller's thread; only
+// when it must wait, the same msgsnd / msgrcv blocked in the kernel on a pooled thread
+// (waitOffPool), never on Swift's cooperative threads. A cancelled task's wait is ended by the
+// wait signal at once, having sent or received nothing, with an error whose
+// `IPCError.isCancellation` is true.
 
 /// A message block (type, then text) on the heap, owned by one async call: it must outlive the
 /// suspension, and it is touched by one thread at a time.
@@ -19,46 +19,8 @@ private struct MessageBlock: @unchecked Sendable {
   func deallocate() { bytes.deallocate() }
 }
 
-extension MessageQueueCall {
-  /// The polling interval of the `round`-th retry: 50 µs doubling up to ``pollCap``.
-  static func pollInterval(round: Int) -> Int64 {
-    round >= 6 ? pollCap : min(pollStart << round, pollCap)
-  }
-
-  /// Runs `attempt` until it gives a result: at once, then off the pool as `wait` says.
-  static func waitingAsync<R: Sendable>(
-    _ wait: Wait, _ op: IPCOperation, wouldBlock: Errno,
-    _ attempt: @escaping @Sendable () throws(IPCError) -> R?
-  ) async throws(IPCError) -> R {
-    if let result = try attempt() { return result }
-    let deadline: Deadline?
-    let timedOut: IPCError
-    switch wait {
-    case .never: throw IPCError.system(wouldBlock, op)
-    case .forever:
-      deadline = nil
-      timedOut = IPCError(.internal, "\(op.subject): a wait without deadline timed out")
-    case .until(let end, let nanoseconds):
-      deadline = end
-      let seconds = Double(nanoseconds) / 1e9
-      timedOut = IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: wouldBlock)
-    }
-    let subject = op.subject
-    return try await waitOffPool(subject, deadline: deadline, timedOut: { timedOut }) {
-      slice, round in
-      sleepNanoseconds(min(pollInterval(round: round), slice))
-      do throws(IPCError) {
-        if let result = try attempt() { return .done(result) }
-        return .again
-      } catch {
-        return .failed(error)
-      }
-    }
-  }
-}
-
 extension MessageQueue {
-  /// ``send(_:block:type:timeout:)-95i58`` for async code (`msgsnd`, polled with `IPC_NOWAIT`):
+  /// ``send(_:block:type:timeout:)-95i58`` for async code (`msgsnd`):
   /// when the queue is full, waits without blocking a Swift concurrency thread, and honours task
   /// cancellation (nothing is sent then). The bytes are copied before the first suspension.
   public func send(
@@ -75,19 +37,20 @@ extension MessageQueue {
         from: source, byteCount: buffer.count)
     }
     let (id, count) = (self.id, buffer.count)
-    if try MessageQueueCall.attemptSend(
-      id: id, message.bytes.baseAddress!, textCount: count, mayWait: false)
+    if try MessageQueueCall.send(
+      id: id, message.bytes.baseAddress!, textCount: count, wait: .never)
     {
       return
     }
-    // Full: refuse at once a message the queue can never hold, as the blocking form does.
-    try MessageQueueCall.checkCapacity(id: id, textCount: count)
-    _ = try await MessageQueueCall.waitingAsync(
-      wait, IPCOperation("msgsnd", .messageQueue, id: id),
-      wouldBlock: .resourceTemporarilyUnavailable
-    ) { () throws(IPCError) -> Bool? in
-      try MessageQueueCall.attemptSend(
-        id: id, message.bytes.baseAddress!, textCount: count, mayWait: false) ? true : nil
+    // Full (and a message the queue can hold: that was checked).
+    if case .never = wait {
+      throw IPCError.system(
+        .resourceTemporarilyUnavailable, IPCOperation("msgsnd", .messageQueue, id: id))
+    }
+    _ = try await waitOffPool(IPCOperation("msgsnd", .messageQueue, id: id).subject) {
+      (ticket) throws(IPCError) in
+      try MessageQueueCall.send(
+        id: id, message.bytes.baseAddress!, textCount: count, wait: wait, ticket: ticket)
     }
   }
 
@@ -122,9 +85,8 @@ extension MessageQueue {
     try await send(string.utf8, block: block, type: type, timeout: timeout)
   }
 
-  /// ``receive(block:type:timeout:options:)-5tdpe`` for async code (`msgrcv`, polled with
-  /// `IPC_NOWAIT`): waits for a message without
-  /// blocking a Swift concurrency thread, and honours task cancellation (nothing is taken off
+  /// ``receive(block:type:timeout:options:)-5tdpe`` for async code (`msgrcv`): waits for a
+  /// message without blocking a Swift concurrency thread, and honours task cancellation (nothing is taken off
   /// the queue then).
   public func receive(
     block: Bool = true, type: Int = 0, timeout: Duration? = nil, options: ReceiveOptions = []
@@ -135,13 +97,20 @@ extension MessageQueue {
     let block = MessageBlock(textCapacity: capacity)
     defer { block.deallocate() }
     let (id, maxMessageSize) = (self.id, self.maxMessageSize)
-    let count = try await MessageQueueCall.waitingAsync(
-      wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage
-    ) { () throws(IPCError) -> Int? in
-      try MessageQueueCall.attemptReceive(
-        id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
-        mayWait: false, room: "maxMessageSize (\(maxMessageSize) bytes)")
+    let room = "maxMessageSize (\(maxMessageSize) bytes)"
+    var received = try MessageQueueCall.receive(
+      id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
+      wait: .never)
+    if case .none = received, case .never = wait {
+    } else if case .none = received {
+      received = try await waitOffPool(IPCOperation("msgrcv", .messageQueue, id: id).subject) {
+        (ticket) throws(IPCError) in
+        try MessageQueueCall.receive(
+          id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
+          wait: wait, ticket: ticket)
+      }
     }
+    let count = try MessageQueueCall.count(received, id: id, room: room)
     let base = block.bytes.baseAddress!
     let message = [UInt8](
       UnsafeRawBufferPointer(start: base + MessageQueueCall.headerSize, count: count))
@@ -149,7 +118,7 @@ extension MessageQueue {
   }
 
   /// The messages of `type` as they arrive, as an `AsyncSequence`: each step is an async
-  /// ``receive(block:type:timeout:options:)-9bume`` (`msgrcv`, polled off the cooperative pool).
+  /// ``receive(block:type:timeout:options:)-9bume`` (`msgrcv`, off the cooperative pool).
   ///
   /// ```swift
   /// for try await (message, type) in queue.messages() {

@@ -10,7 +10,7 @@ import SystemPackage
 #endif
 
 /// The msgsnd / msgrcv path of ``MessageQueue``: argument checks, the kernel's message layout,
-/// one attempt that never waits (for the blocking, timed and async forms alike), and waiting.
+/// one msgsnd and one msgrcv routine for every form (blocking, timed and async), and waiting.
 ///
 /// The kernel reads and writes a message as one block: a C `long` type, then the text
 /// (`struct msgbuf`). Sending therefore copies the text once, into such a block; receiving
@@ -28,7 +28,7 @@ enum MessageQueueCall {
 
   /// The largest message block ``withScratch(byteCount:_:)`` serves without allocating: the kernel's
   /// layout of a message of Linux's default `msgmax` (8192 bytes), plus a header's worth for
-  /// the fallback of ``attemptReceive(id:into:type:flags:mayWait:)``.
+  /// the fallback of ``receive(id:into:type:flags:wait:ticket:)``.
   static let stackScratchBytes = systemScratchBytes
 
   // MARK: Arguments
@@ -93,10 +93,16 @@ enum MessageQueueCall {
     case never
     /// As long as it takes, in the kernel.
     case forever
-    /// Until a deadline, by polling (the kernel has no timed msgsnd / msgrcv).
+    /// Until a deadline: in the kernel, ended by the wait signal then (the kernel has no
+    /// timed msgsnd or msgrcv).
     case until(Deadline, nanoseconds: Int64)
 
+    @inline(__always)
     init(block: Bool, timeout: Duration?, _ call: StaticString) throws(IPCError) {
+      if timeout == nil {  // the common call, without converting anything
+        self = block ? .forever : .never
+        return
+      }
       let nanoseconds = try timeoutNanoseconds(timeout, call)
       guard block, nanoseconds != 0 else {
         self = .never
@@ -110,63 +116,37 @@ enum MessageQueueCall {
     }
   }
 
-  /// The first poll interval; it doubles up to ``pollCap``.
-  static let pollStart: Int64 = 50_000
-  /// The longest poll interval (2 ms): the granularity of a timed send or receive.
-  static let pollCap: Int64 = 2_000_000
-
-  /// Waits as `wait` says for `attempt` to succeed: `attempt(true)` may wait in the kernel,
-  /// `attempt(false)` must not; `nil` means "not now".
+  /// Runs `call` (msgsnd or msgrcv, given its extra flags) as `wait` says: `.never` once with
+  /// `IPC_NOWAIT`; `.forever` blocking in the kernel; `.until` once without waiting, then
+  /// blocking until the deadline. `ticket` (an async wait's) ends a blocking call early.
   ///
-  /// - Parameters:
-  ///   - triedOnce: the caller already made one attempt that did not wait, and it failed.
-  ///   - wouldBlock: the errno of "not now", for the ``IPCError/Kind/busy`` error.
-  static func waiting<R>(
-    _ wait: Wait, _ op: IPCOperation, wouldBlock: Errno, triedOnce: Bool = false,
-    _ attempt: (_ mayWait: Bool) throws(IPCError) -> R?
+  /// `call` returns -1 with errno on failure; it turns "not now" (with `IPC_NOWAIT`) into a
+  /// result of its own, so that only real failures, a timeout or a cancellation throw.
+  @inline(__always)
+  static func waiting<R: FixedWidthInteger>(
+    _ wait: Wait, _ op: IPCOperation, ticket: WaitTicket?, wouldBlock: Errno,
+    _ call: (_ flags: Int32) -> R
   ) throws(IPCError) -> R {
     switch wait {
-    case .forever:
-      if let result = try attempt(true) { return result }
-      throw IPCError(.internal, "\(op.subject): returned without waiting")
     case .never:
-      if !triedOnce, let result = try attempt(false) { return result }
-      throw IPCError.system(wouldBlock, op)
-    case .until(let deadline, let nanoseconds):
-      if !triedOnce, let result = try attempt(false) { return result }
-      var step = pollStart
-      while true {
-        let remaining = deadline.remainingNanoseconds
-        if remaining == 0 { break }
-        sleepNanoseconds(min(step, remaining))
-        step = min(step * 2, pollCap)
-        if let result = try attempt(false) { return result }
+      return try retryingInterrupts(op) { _ in call(IPC_NOWAIT) }
+    case .forever:
+      guard let ticket else { return try retryingInterrupts(op) { _ in call(0) } }
+      return try waitInKernel(op, deadline: nil, ticket: ticket, wouldBlock: wouldBlock) { _ in
+        call(0)
       }
-      let seconds = Double(nanoseconds) / 1e9
-      throw IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: wouldBlock)
+    case .until(let deadline, let nanoseconds):
+      do {
+        return try waitInKernel(op, deadline: deadline, ticket: ticket, wouldBlock: wouldBlock) {
+          _ in call(0)
+        }
+      } catch  where error.errno == wouldBlock && !error.isCancellation {
+        throw .timedOut(op, nanoseconds: nanoseconds, errno: wouldBlock)
+      }
     }
   }
 
   // MARK: Sending
-
-  /// One msgsnd of a message laid out for the kernel (`message`: the type, then `textCount`
-  /// bytes of text). Returns `false` when the queue had no room and `mayWait` is `false`.
-  @inline(__always)
-  static func attemptSend(
-    id: Int32, _ message: UnsafeRawPointer, textCount: Int, mayWait: Bool
-  ) throws(IPCError) -> Bool {
-    let flags: Int32 = mayWait ? 0 : IPC_NOWAIT
-    var full = false
-    _ = try retryingInterrupts(IPCOperation("msgsnd", .messageQueue, id: id)) { _ -> Int32 in
-      let rc = system_msgsnd(id, message, textCount, flags)
-      if rc == -1 && !mayWait && currentErrno == .resourceTemporarilyUnavailable {
-        full = true
-        return 0
-      }
-      return rc
-    }
-    return !full
-  }
 
   /// Refuses a message the queue can never hold: the kernel would let its sender wait forever.
   ///
@@ -187,41 +167,49 @@ enum MessageQueueCall {
     }
   }
 
-  /// Sends a message laid out for the kernel, waiting as `wait` says.
+  /// Sends a message laid out for the kernel (`message`: the type, then `textCount` bytes of
+  /// text), waiting as `wait` says: the one msgsnd of every send.
   ///
-  /// The first attempt never waits; only when the queue is full is its capacity read, so a
-  /// message that could never fit fails at once with ``IPCError/Kind/outOfRange`` instead of
-  /// waiting forever, and the usual send is one system call.
-  static func send(
-    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait
-  ) throws(IPCError) {
-    if try attemptSend(id: id, message, textCount: textCount, mayWait: false) { return }
-    try checkCapacity(id: id, textCount: textCount)
-    try waiting(
-      wait, IPCOperation("msgsnd", .messageQueue, id: id),
-      wouldBlock: .resourceTemporarilyUnavailable, triedOnce: true
-    ) { (mayWait) throws(IPCError) -> Void? in
-      try attemptSend(id: id, message, textCount: textCount, mayWait: mayWait) ? () : nil
-    }
-  }
-
-  /// The common send in one step: `text` laid out in a scratch block and one msgsnd that does
-  /// not wait. `false` on any failure (a full queue, an error, EINTR): the general path then
-  /// decides, having sent nothing.
+  /// The first attempt never waits, and is the whole of the usual send. Only when the queue is
+  /// full is its capacity read, so a message that could never fit fails at once with
+  /// ``IPCError/Kind/outOfRange`` instead of waiting forever.
+  ///
+  /// - Returns: `false` when the queue was full and `wait` is `.never`: nothing was sent (the
+  ///   async forms then wait off the cooperative pool); callers that do not wait throw then.
   @inline(__always)
-  static func sendAtOnce(id: Int32, _ text: UnsafeRawBufferPointer, type: CLong) -> Bool {
-    let count = text.count
-    let sent = try? withScratch(byteCount: headerSize + count) { (block) throws(IPCError) in
-      block.storeBytes(of: type, toByteOffset: 0, as: CLong.self)
-      if let source = text.baseAddress, count > 0 {
-        (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
-      }
-      return system_msgsnd(id, block.baseAddress!, count, IPC_NOWAIT) == 0
+  @discardableResult
+  static func send(
+    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait, ticket: WaitTicket? = nil
+  ) throws(IPCError) -> Bool {
+    let op = IPCOperation("msgsnd", .messageQueue, id: id)
+    // "Full" comes back as a result (-2), not through a captured variable: a nested function
+    // that captures a variable costs a heap box per call.
+    let full: Int32 = -2
+    let first = try waiting(.never, op, ticket: nil, wouldBlock: .resourceTemporarilyUnavailable) {
+      sendOnce(id, message, textCount, flags: $0, full: full)
     }
-    return sent == true
+    guard first == full else { return true }
+    try checkCapacity(id: id, textCount: textCount)
+    if case .never = wait { return false }
+    _ = try waiting(wait, op, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable) {
+      sendOnce(id, message, textCount, flags: $0, full: full)
+    }
+    return true
   }
 
-  /// Lays `text` out for the kernel in a scratch block and sends it: the one copy.
+  /// One msgsnd: its result, or `full` when the queue had no room for an `IPC_NOWAIT` send.
+  @inline(__always)
+  private static func sendOnce(
+    _ id: Int32, _ message: UnsafeRawPointer, _ textCount: Int, flags: Int32, full: Int32
+  ) -> Int32 {
+    let rc = system_msgsnd(id, message, textCount, flags)
+    if rc == -1 && flags != 0 && currentErrno == .resourceTemporarilyUnavailable { return full }
+    return rc
+  }
+
+  /// Lays `text` out for the kernel in a scratch block and sends it (the one copy), waiting as
+  /// `wait` says; a full queue with `.never` throws ``IPCError/Kind/busy``.
+  @inline(__always)
   static func send(
     id: Int32, _ text: UnsafeRawBufferPointer, type: CLong, wait: Wait
   ) throws(IPCError) {
@@ -231,13 +219,25 @@ enum MessageQueueCall {
       if let source = text.baseAddress, count > 0 {
         (block.baseAddress! + headerSize).copyMemory(from: source, byteCount: count)
       }
-      try send(id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
+      try sendOrThrow(id: id, UnsafeRawPointer(block.baseAddress!), textCount: count, wait: wait)
+    }
+  }
+
+  /// ``send(id:_:textCount:wait:ticket:)``, a full queue without waiting thrown as
+  /// ``IPCError/Kind/busy``.
+  @inline(__always)
+  static func sendOrThrow(
+    id: Int32, _ message: UnsafeRawPointer, textCount: Int, wait: Wait
+  ) throws(IPCError) {
+    if try !send(id: id, message, textCount: textCount, wait: wait) {
+      throw IPCError.system(
+        .resourceTemporarilyUnavailable, IPCOperation("msgsnd", .messageQueue, id: id))
     }
   }
 
   // MARK: Receiving
 
-  /// What one msgrcv attempt found.
+  /// What one msgrcv found.
   enum Received {
     /// A message of this many bytes of text.
     case message(count: Int)
@@ -247,38 +247,61 @@ enum MessageQueueCall {
     case tooLong
   }
 
-  /// One msgrcv into `message` (the kernel layout: type, then up to `capacity` bytes of text).
+  /// Receives into `message` (the kernel layout: type, then up to `capacity` bytes of text),
+  /// waiting as `wait` says: the one msgrcv of every receive. `ticket` (an async wait's) ends
+  /// a blocking wait early.
   ///
-  /// "No message" and "too long" are results, not errors, so that trying again costs no
-  /// allocation.
+  /// "No message" (only with `.never`) and "too long" are results, not errors, so that the
+  /// callers' next step costs no allocation.
   @inline(__always)
-  static func attemptReceive(
+  static func receive(
     id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    mayWait: Bool
+    wait: Wait, ticket: WaitTicket? = nil
   ) throws(IPCError) -> Received {
-    let allFlags = flags | (mayWait ? 0 : IPC_NOWAIT)
-    var outcome = Received.none
-    _ = try retryingInterrupts(IPCOperation("msgrcv", .messageQueue, id: id)) {
-      _ -> CLong in
-      let rc = system_msgrcv(id, message, capacity, type, allFlags)
-      if rc == -1 {
-        // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
-        let error = currentErrno
-        if error == .noMessage && !mayWait { return 0 }
-        if error == .argListTooLong {
-          outcome = .tooLong
-          return 0
-        }
-        return -1
+    let op = IPCOperation("msgrcv", .messageQueue, id: id)
+    if case .until = wait, ticket == nil {
+      // A message already there is taken without arming the deadline.
+      let received = try waiting(.never, op, ticket: nil, wouldBlock: .noMessage) {
+        receiveOnce(id, message, capacity, type, flags | $0, nowait: $0 != 0)
       }
-      outcome = .message(count: Int(rc))
-      return rc
+      if received != noMessage { return outcome(received) }
     }
-    return outcome
+    return outcome(
+      try waiting(wait, op, ticket: ticket, wouldBlock: .noMessage) {
+        receiveOnce(id, message, capacity, type, flags | $0, nowait: $0 != 0)
+      })
   }
 
-  /// One msgrcv into a caller's buffer, without allocating: received in place (the type lands
-  /// in the buffer's first bytes, the text after them) and the text moved down over the type.
+  // One msgrcv's outcomes beyond a length and -1 (results, not captured variables: a nested
+  // function that captures a variable costs a heap box per call).
+  private static var tooLongMessage: CLong { -2 }
+  private static var noMessage: CLong { -3 }
+
+  /// One msgrcv: the text's length, ``tooLongMessage`` (E2BIG), ``noMessage`` (ENOMSG with
+  /// `IPC_NOWAIT`), or -1 with errno.
+  @inline(__always)
+  private static func receiveOnce(
+    _ id: Int32, _ message: UnsafeMutableRawPointer, _ capacity: Int, _ type: CLong,
+    _ flags: Int32, nowait: Bool
+  ) -> CLong {
+    let rc = system_msgrcv(id, message, capacity, type, flags)
+    if rc >= 0 { return rc }
+    // `==`, not `switch`: matching an Error-conforming value may box it (an allocation).
+    let error = currentErrno
+    if error == .argListTooLong { return tooLongMessage }
+    if error == .noMessage && nowait { return noMessage }
+    return -1
+  }
+
+  @inline(__always)
+  private static func outcome(_ rc: CLong) -> Received {
+    if rc >= 0 { return .message(count: Int(rc)) }
+    return rc == tooLongMessage ? .tooLong : .none
+  }
+
+  /// Receives into a caller's buffer, waiting as `wait` says, without allocating: received in
+  /// place (the type lands in the buffer's first bytes, the text after them) and the text moved
+  /// down over the type.
   ///
   /// A message longer than `buffer.count - headerSize` does not fit that way (`E2BIG`, and the
   /// kernel keeps it queued); it is then received into a scratch block of `buffer.count +
@@ -287,16 +310,19 @@ enum MessageQueueCall {
   /// MSG_NOERROR applies only to the second way, so a message is never cut to make room for
   /// the type.
   ///
-  /// - Returns: the text's length and the type, or `nil` when no message matched and
-  ///   `mayWait` is `false`.
-  static func attemptReceive(
-    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32,
-    mayWait: Bool
+  /// - Returns: the text's length and the type, or `nil` when no message matched and `wait` is
+  ///   `.never`.
+  @inline(__always)
+  static func receive(
+    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait,
+    ticket: WaitTicket? = nil
   ) throws(IPCError) -> (count: Int, type: Int)? {
     if buffer.count >= headerSize, let base = buffer.baseAddress {
-      let inPlace = try attemptReceive(
-        id: id, base, capacity: buffer.count - headerSize, type: type,
-        flags: flags & ~MSG_NOERROR, mayWait: mayWait)
+      // MSG_NOERROR never applies in place (the usual flags are none: no call for the constant).
+      let inPlaceFlags = flags == 0 ? 0 : flags & ~MSG_NOERROR
+      let inPlace = try receive(
+        id: id, base, capacity: buffer.count - headerSize, type: type, flags: inPlaceFlags,
+        wait: wait, ticket: ticket)
       switch inPlace {
       case .none: return nil
       case .message(let count):
@@ -306,13 +332,24 @@ enum MessageQueueCall {
       case .tooLong: break  // longer than the room after the type, perhaps not than the buffer
       }
     }
+    return try receiveThroughScratch(
+      id: id, into: buffer, type: type, flags: flags, wait: wait, ticket: ticket)
+  }
+
+  /// The second way of ``receive(id:into:type:flags:wait:ticket:)``: into a scratch block of
+  /// `buffer.count + headerSize` bytes, then copied.
+  @inline(never)
+  private static func receiveThroughScratch(
+    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait,
+    ticket: WaitTicket?
+  ) throws(IPCError) -> (count: Int, type: Int)? {
     let capacity = buffer.count
     var receivedType = 0
     let received = try withScratch(byteCount: headerSize + capacity) {
       (block) throws(IPCError) -> Received in
-      let received = try attemptReceive(
-        id: id, block.baseAddress!, capacity: capacity, type: type, flags: flags,
-        mayWait: mayWait)
+      let received = try receive(
+        id: id, block.baseAddress!, capacity: capacity, type: type, flags: flags, wait: wait,
+        ticket: ticket)
       if case .message(let count) = received {
         if count > 0 {
           buffer.baseAddress!.copyMemory(from: block.baseAddress! + headerSize, byteCount: count)
@@ -328,13 +365,15 @@ enum MessageQueueCall {
     }
   }
 
-  /// Receives into `buffer`, waiting as `wait` says.
-  static func receive(
-    id: Int32, into buffer: UnsafeMutableRawBufferPointer, type: CLong, flags: Int32, wait: Wait
-  ) throws(IPCError) -> (count: Int, type: Int) {
-    try waiting(wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage) {
-      (mayWait) throws(IPCError) in
-      try attemptReceive(id: id, into: buffer, type: type, flags: flags, mayWait: mayWait)
+  /// A receive's outcome as the text's length: "too long" thrown naming `room`, "no message"
+  /// (only without waiting) thrown as ``IPCError/Kind/busy``.
+  static func count(
+    _ received: Received, id: Int32, room: @autoclosure () -> String
+  ) throws(IPCError) -> Int {
+    switch received {
+    case .message(let count): return count
+    case .tooLong: throw .tooLong(id: id, what: room())
+    case .none: throw IPCError.system(.noMessage, IPCOperation("msgrcv", .messageQueue, id: id))
     }
   }
 
@@ -348,41 +387,11 @@ enum MessageQueueCall {
     try withScratch(byteCount: headerSize + capacity) {
       (block) throws(IPCError) -> (message: [UInt8], type: Int) in
       let base = block.baseAddress!
-      let count = try receive(
-        id: id, into: base, capacity: capacity, type: type, flags: flags, wait: wait,
+      let count = try count(
+        receive(id: id, base, capacity: capacity, type: type, flags: flags, wait: wait), id: id,
         room: "maxMessageSize (\(maxMessageSize) bytes)")
       let message = [UInt8](UnsafeRawBufferPointer(start: base + headerSize, count: count))
       return (message, Int(base.load(as: CLong.self)))
-    }
-  }
-
-  /// Receives into a block in the kernel's layout (`message`: the type, then up to `capacity`
-  /// bytes of text), waiting as `wait` says; returns the text's length. A message longer than
-  /// `capacity` stays queued and throws, naming `room`.
-  static func receive(
-    id: Int32, into message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    wait: Wait, room: @autoclosure () -> String
-  ) throws(IPCError) -> Int {
-    try waiting(wait, IPCOperation("msgrcv", .messageQueue, id: id), wouldBlock: .noMessage) {
-      (mayWait) throws(IPCError) -> Int? in
-      try attemptReceive(
-        id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait,
-        room: room())
-    }
-  }
-
-  /// One msgrcv as ``attemptReceive(id:_:capacity:type:flags:mayWait:)``: the text's length,
-  /// `nil` for no message, and a message too long for `capacity` thrown (naming `room`).
-  static func attemptReceive(
-    id: Int32, _ message: UnsafeMutableRawPointer, capacity: Int, type: CLong, flags: Int32,
-    mayWait: Bool, room: @autoclosure () -> String
-  ) throws(IPCError) -> Int? {
-    switch try attemptReceive(
-      id: id, message, capacity: capacity, type: type, flags: flags, mayWait: mayWait)
-    {
-    case .none: return nil
-    case .message(let count): return count
-    case .tooLong: throw .tooLong(id: id, what: room())
     }
   }
 

@@ -322,6 +322,7 @@ public struct Semaphore: IPCObject, Hashable {
   public static var maxValue: Int { SemaphoreCall.maxValue }
 
   /// Whether timed waits are supported (Python's `SEMAPHORE_TIMEOUT_SUPPORTED`). Always `true`:
-  /// Linux has `semtimedop`; on macOS this package emulates timeouts by polling.
+  /// Linux has `semtimedop`; on macOS a signal ends `semop` at the deadline (see
+  /// <doc:PlatformNotes>).
   public static var timeoutSupported: Bool { true }
 }

@@ -9,50 +9,42 @@ import SystemPackage
   import Darwin
 #endif
 
-// The async forms: the same waits, on a thread of their own, so that they never block Swift's
-// cooperative threads; a cancelled task returns within about 10 ms with an error for which
-// `IPCError.isCancellation` is true, and changes nothing.
+// The async forms: the same waits, blocked in the kernel on a pooled thread (waitOffPool), so
+// that they never block Swift's cooperative threads; a cancelled task's wait is ended by the
+// wait signal at once, changes nothing, and throws an error for which
+// `IPCError.isCancellation` is true.
 
 extension SemaphoreCall {
-  /// ``perform(id:_:timeoutNanoseconds:call:)`` for async callers.
+  /// ``perform(id:_:timeoutNanoseconds:ticket:call:)`` for async callers: first one try that
+  /// does not wait, on the caller's thread; only when the operations must wait, the wait on a
+  /// pooled thread.
   static func performAsync(
     id: Int32, _ operations: [csysvipc_sembuf], timeoutNanoseconds: Int64?, call: StaticString
   ) async throws(IPCError) {
+    var copy = operations
     let neverWaits = operations.allSatisfy { Int32($0.flags) & IPC_NOWAIT != 0 }
-    if timeoutNanoseconds == 0 || neverWaits {
-      var copy = operations
+    do {
+      // Without waiting: IPC_NOWAIT on every operation (either all happen or none).
       try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
-        try perform(id: id, buffer, timeoutNanoseconds: timeoutNanoseconds, call: call)
+        try perform(id: id, buffer, timeoutNanoseconds: 0, call: call)
       }
       return
+    } catch  where error.kind == .busy && !neverWaits && timeoutNanoseconds != 0 {
+      // Must wait (or an IPC_NOWAIT operation refuses: the wait below says so at once).
     }
-    let deadline = timeoutNanoseconds.map(Deadline.init(afterNanoseconds:))
-    let subject = IPCOperation(call, .semaphore, id: id).subject
-    try await waitOffPool(
-      subject, deadline: deadline,
-      timedOut: {
-        let seconds = Double(timeoutNanoseconds ?? 0) / 1e9
-        return IPCError(
-          .busy, "\(subject): timed out after \(seconds) s", errno: .resourceTemporarilyUnavailable)
-      }
-    ) { slice, _ in
+    let what = IPCOperation(call, .semaphore, id: id).subject
+    try await waitOffPool(what) { (ticket) throws(IPCError) in
       var copy = operations
-      do throws(IPCError) {
-        try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
-          try perform(id: id, buffer, timeoutNanoseconds: slice, call: call)
-        }
-        return .done(())
-      } catch  where error.kind == .busy && error.errno?.rawValue == EAGAIN {
-        return .again
-      } catch {
-        return .failed(error)
+      try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
+        try perform(
+          id: id, buffer, timeoutNanoseconds: timeoutNanoseconds, ticket: ticket, call: call)
       }
     }
   }
 }
 
 extension Semaphore {
-  /// ``acquire(timeout:delta:)-3v0us`` for async code (`semtimedop` in slices): waits without
+  /// ``acquire(timeout:delta:)-3v0us`` for async code (`semop`, or `semtimedop` with a timeout): waits without
   /// blocking a Swift concurrency thread, and honours task cancellation (the value is then
   /// unchanged and the error's ``IPCError/isCancellation`` is `true`).
   public func acquire(timeout: Duration? = nil, delta: Int = 1) async throws(IPCError) {
@@ -60,7 +52,7 @@ extension Semaphore {
     try await operateAsync(-magnitude, timeout: timeout)
   }
 
-  /// ``waitForZero(timeout:)-1nc8e`` for async code (`semop` with 0, in `semtimedop` slices), as
+  /// ``waitForZero(timeout:)-1nc8e`` for async code (`semop` with 0), as
   /// ``acquire(timeout:delta:)-449lg``.
   public func waitForZero(timeout: Duration? = nil) async throws(IPCError) {
     try await operateAsync(0, timeout: timeout)

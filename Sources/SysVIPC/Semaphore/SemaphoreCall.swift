@@ -37,58 +37,43 @@ enum SemaphoreCall {
   ///
   /// - Parameters:
   ///   - timeout: `nil` waits as the operations' flags say; `0` never waits; a positive timeout
-  ///     waits at most that long, measured on the monotonic clock across signal interruptions.
+  ///     waits at most that long, measured on the monotonic clock across signal interruptions
+  ///     (in the kernel with `semtimedop`; where there is none, `semop` ended by the wait signal
+  ///     at the deadline).
+  ///   - ticket: ends the wait early when stopped (an async wait's cancellation).
   @inline(__always)
   static func perform(
     id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>, timeoutNanoseconds: Int64?,
-    call: StaticString
+    ticket: WaitTicket? = nil, call: StaticString
   ) throws(IPCError) {
     let op = IPCOperation(call, .semaphore, id: id)
-    // Whether a .busy error means the wait ran out (rather than an IPC_NOWAIT refusal).
-    var timedWait = false
-    do {
-      guard let timeout = timeoutNanoseconds else {
-        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
-        return
-      }
-      if timeout == 0 {
-        for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
-        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
-        return
-      }
-      let deadline = Deadline(afterNanoseconds: timeout)
-      timedWait = !ops.contains { Int32($0.flags) & IPC_NOWAIT != 0 }
-      if systemHasSemtimedop {
-        _ = try retryingInterrupts(op, deadline: deadline) { remaining in
-          system_semtimedop(id, ops, remaining)
-        }
-      } else {
-        try pollUntil(deadline, id: id, ops, op)
-      }
-    } catch let error where timedWait && error.kind == .busy {
-      let seconds = Double(timeoutNanoseconds!) / 1e9
-      throw IPCError(.busy, "\(op.subject): timed out after \(seconds) s", errno: error.errno)
+    if timeoutNanoseconds == 0 {
+      for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
     }
-  }
-
-  /// Without semtimedop (macOS): try without waiting, sleeping in growing steps of at most
-  /// 5 ms, until the deadline. The wait never exceeds the deadline by more than one step.
-  private static func pollUntil(
-    _ deadline: Deadline, id: Int32, _ ops: UnsafeMutableBufferPointer<csysvipc_sembuf>,
-    _ op: IPCOperation
-  ) throws(IPCError) {
-    for i in ops.indices { ops[i].flags |= Int16(IPC_NOWAIT) }
-    var step: Int64 = 50_000
-    while true {
-      do {
-        _ = try retryingInterrupts(op) { _ in system_semop(id, ops) }
-        return
-      } catch let error where error.kind == .busy {
-        let remaining = deadline.remainingNanoseconds
-        if remaining == 0 { throw error }
-        sleepNanoseconds(min(step, remaining))
-        step = min(step * 2, 5_000_000)
+    guard let timeout = timeoutNanoseconds, timeout > 0 else {
+      _ = try waitInKernel(
+        op, deadline: nil, ticket: ticket, wouldBlock: .resourceTemporarilyUnavailable
+      ) {
+        _ in system_semop(id, ops)
       }
+      return
+    }
+    let deadline = Deadline(afterNanoseconds: timeout)
+    let inKernel = systemHasSemtimedop
+    do {
+      _ = try waitInKernel(
+        op, deadline: deadline, deadlineInKernel: inKernel, ticket: ticket,
+        wouldBlock: .resourceTemporarilyUnavailable
+      ) { remaining in
+        inKernel ? system_semtimedop(id, ops, remaining) : system_semop(id, ops)
+      }
+    } catch let error
+      where error.kind == .busy && !error.isCancellation
+      && !ops.contains(where: { Int32($0.flags) & IPC_NOWAIT != 0 })
+    {
+      // EAGAIN with only waiting operations: the time ran out (with an IPC_NOWAIT operation it
+      // may be that operation's refusal, which the kernel reports the same way).
+      throw .timedOut(op, nanoseconds: timeout, errno: error.errno)
     }
   }
 

@@ -2,6 +2,8 @@ import Synchronization
 
 #if canImport(Glibc)
   import Glibc
+#elseif canImport(Musl)
+  import Musl
 #elseif canImport(Darwin)
   import Darwin
 #endif
@@ -12,9 +14,21 @@ import Synchronization
 /// that another `SharedMemory` still uses: the kernel would silently swap that object's bytes
 /// and its later `shmdt` would unmap the new mapping under the other object's feet.
 enum AttachedRanges {
-  /// Start address → end address (exclusive, page-rounded), under one lock; `shmat` and `shmdt`
-  /// run under it too, so that a check and the mapping it allows cannot be separated.
-  private static let ranges = Mutex<[UInt: UInt]>([:])
+  /// Start address → end address (exclusive, page-rounded), under ``locked``; `shmat` and
+  /// `shmdt` run under it too, so that a check and the mapping it allows cannot be separated.
+  nonisolated(unsafe) private static var table: [UInt: UInt] = [:]
+  /// The lock of ``table``: an atomic flag rather than a `Mutex`, whose lock ThreadSanitizer does
+  /// not see in debug builds (it then reports every access to the table as a race). Held only
+  /// for a `shmat` or `shmdt` of this process, never on an access path.
+  private static let locked = Atomic<Bool>(false)
+
+  private static func withRanges<R>(_ body: (inout [UInt: UInt]) -> R) -> R {
+    while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+      system_yield()
+    }
+    defer { locked.store(false, ordering: .releasing) }
+    return body(&table)
+  }
 
   /// The range a mapping of `size` bytes at `address` covers (`SHM_RND` rounds the address
   /// down to `SHMLBA`, the page size on Linux).
@@ -39,7 +53,7 @@ enum AttachedRanges {
   /// Refuses `SHM_REMAP` over a range another attachment holds (`except`: the caller's own
   /// mapping, which it replaces).
   static func checkRemap(_ range: Range<UInt>, except: UInt, id: Int32) throws(IPCError) {
-    if let holder = ranges.withLock({ holder(of: range, except: except, in: $0) }) {
+    if let holder = withRanges({ holder(of: range, except: except, in: $0) }) {
       throw refusal(range, holder, id: id)
     }
   }
@@ -48,7 +62,7 @@ enum AttachedRanges {
   static func map(id: Int32, address: UnsafeRawPointer?, flags: SharedMemory.AttachFlags, size: Int)
     -> Int
   {
-    ranges.withLock { ranges in
+    withRanges { ranges in
       let remap = !SharedMemory.AttachFlags.remap.isEmpty && flags.contains(.remap)
       if remap, let address {
         let range = range(
@@ -69,7 +83,7 @@ enum AttachedRanges {
 
   /// `shmdt`, forgetting the mapping; `shmdt`'s result.
   static func unmap(_ address: UInt) -> Int32 {
-    ranges.withLock { ranges in
+    withRanges { ranges in
       ranges[address] = nil
       return system_shmdt(address)
     }

@@ -1,0 +1,301 @@
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+// Waits that cost nothing while they wait. A wait blocks in the kernel with no timeout (or, for
+// semtimedop, the kernel's own); it is ended early by the wait signal (WaitSignal.swift), sent
+// by the thread that cancels its task or by one timer thread at its deadline. The async forms
+// run their waits on pooled threads (WaitThreadPool), never on Swift's cooperative threads.
+
+/// Nanoseconds on the monotonic clock (the clock of ``Deadline``).
+@inline(__always)
+private func monotonicNow() -> Int64 { system_monotonicNanoseconds() }
+
+// MARK: Ending a wait early
+
+/// One wait that may be ended early: by ``stop()`` (task cancellation) or at a deadline kept by
+/// the ``WaitTimer``. The waiting thread attaches itself for the time it blocks; the signal is
+/// sent only to an attached thread, under the timer's lock, so it never reaches a thread that has
+/// moved on.
+final class WaitTicket: @unchecked Sendable {
+  private let stopped = Atomic<Bool>(false)
+  // Guarded by WaitTimer.shared's lock.
+  fileprivate var thread: pthread_t?
+  fileprivate var alarm = Int64.max
+  fileprivate var resendDelay: Int64 = 1_000_000
+
+  init() {}
+
+  /// Whether the wait was asked to stop (its task was cancelled).
+  var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+  /// Ends the wait: at once if its thread blocks now, else before it blocks.
+  func stop() {
+    stopped.store(true, ordering: .releasing)
+    WaitTimer.shared.interrupt(self)
+  }
+}
+
+/// The one thread that sends the wait signal at deadlines, and sends it again to a thread that
+/// has not left its wait yet: a signal that lands between the waiter's last check and its entry
+/// into the kernel is lost, so the signal is repeated (after 1 ms, doubling to 16 ms) until the
+/// waiter detaches. It sleeps on a condition variable while nothing is due: no polling.
+final class WaitTimer: @unchecked Sendable {
+  static let shared = WaitTimer()
+
+  private let lock = ConditionLock()
+  private let due = Condition()
+  private var alarms: [ObjectIdentifier: WaitTicket] = [:]
+  private var sleepsUntil = Int64.max
+  private var running = false
+
+  /// Attaches the calling thread to `ticket` for the time it blocks; with a deadline, the
+  /// signal ends the wait then. Returns `false` when the timer thread cannot be started.
+  func attach(_ ticket: WaitTicket, deadline: Int64?) -> Bool {
+    lock.withLock {
+      ticket.thread = pthread_self()
+      guard let deadline else { return true }
+      return schedule(ticket, at: deadline)
+    }
+  }
+
+  /// Detaches the thread: no signal reaches it for this wait any more.
+  func detach(_ ticket: WaitTicket) {
+    lock.withLock {
+      ticket.thread = nil
+      alarms[ObjectIdentifier(ticket)] = nil
+    }
+  }
+
+  /// Signals `ticket`'s thread now if it is attached, and again later until it detaches.
+  fileprivate func interrupt(_ ticket: WaitTicket) {
+    lock.withLock {
+      guard let thread = ticket.thread else { return }
+      system_threadKill(thread, WaitSignal.number)
+      _ = schedule(ticket, at: monotonicNow() + ticket.resendDelay)
+    }
+  }
+
+  /// Under the lock.
+  private func schedule(_ ticket: WaitTicket, at time: Int64) -> Bool {
+    ticket.alarm = time
+    alarms[ObjectIdentifier(ticket)] = ticket
+    if !running {
+      running = startThread(stackSize: 64 * 1024) { self.run() }
+      if !running {
+        alarms[ObjectIdentifier(ticket)] = nil
+        return false
+      }
+    }
+    if time < sleepsUntil { due.signal() }
+    return true
+  }
+
+  private func run() {
+    var all = sigset_t()
+    sigfillset(&all)
+    system_threadSignalMask(SIG_SETMASK, &all, nil)
+    lock.lock()
+    while true {
+      let now = monotonicNow()
+      var next = Int64.max
+      for ticket in alarms.values {
+        if ticket.alarm <= now, let thread = ticket.thread {
+          system_threadKill(thread, WaitSignal.number)
+          ticket.alarm = now + ticket.resendDelay
+          ticket.resendDelay = min(ticket.resendDelay * 2, 16_000_000)
+        }
+        next = min(next, ticket.alarm)
+      }
+      sleepsUntil = next
+      if next == .max { due.wait(lock) } else { due.wait(lock, untilNanoseconds: next) }
+      sleepsUntil = .max
+    }
+  }
+}
+
+/// Blocks in `call`, a System V wait, until it returns; ends it early at `deadline` (unless the
+/// kernel keeps the deadline itself: `deadlineInKernel`) and when `ticket` is stopped.
+///
+/// EINTR is retried by ``retryingInterrupts(_:deadline:_:)`` as everywhere; before each try
+/// the stop and the deadline are checked, so the signal that ended the call ends the wait.
+///
+/// - Parameters:
+///   - wouldBlock: the errno thrown (as ``IPCError/system(_:_:subject:)``) when the deadline
+///     passed; the caller words the "timed out" error.
+///   - call: gets the nanoseconds left before `deadline` (-1 without one).
+/// - Throws: the cancellation error when `ticket` was stopped; `.system` EAGAIN when the timer
+///   thread cannot be started.
+func waitInKernel<R: FixedWidthInteger>(
+  _ op: IPCOperation, deadline: Deadline?, deadlineInKernel: Bool = false,
+  ticket: WaitTicket?, wouldBlock: Errno, _ call: (_ remainingNanoseconds: Int64) -> R
+) throws(IPCError) -> R {
+  let timer = deadlineInKernel ? nil : deadline
+  guard ticket != nil || timer != nil else {
+    return try retryingInterrupts(op, deadline: deadline) { call($0) }
+  }
+  let ticket = ticket ?? WaitTicket()
+  let blocked = WaitSignal.unblockInThisThread()
+  defer { WaitSignal.restore(blocked: blocked) }
+  guard WaitTimer.shared.attach(ticket, deadline: timer?.uptimeNanoseconds) else {
+    throw IPCError(
+      .system, "\(op.subject): no thread to keep the deadline (pthread_create failed)",
+      errno: .resourceTemporarilyUnavailable)
+  }
+  defer { WaitTimer.shared.detach(ticket) }
+  do {
+    // The first call is made even when the deadline has passed (a tiny timeout still tries
+    // once); after an interruption, the deadline ends the wait.
+    var calledOnce = false
+    return try retryingInterrupts(op, deadline: deadline) { remaining in
+      if ticket.isStopped {
+        errno = ECANCELED
+        return -1
+      }
+      if calledOnce && deadline != nil && remaining == 0 {
+        errno = wouldBlock.rawValue
+        return -1
+      }
+      calledOnce = true
+      return call(remaining)
+    }
+  } catch  where error.errno == .canceled && ticket.isStopped {
+    throw .cancelled(op.subject)
+  }
+}
+
+// MARK: The threads
+
+/// The threads that async waits block on: one per wait in flight, reused. The pool grows with
+/// the waits in flight and shrinks when idle: a thread that found no wait for
+/// ``idleLifetimeNanoseconds`` ends. Idle threads sleep on a condition variable.
+///
+/// A thread per wait, not one for all: a System V wait cannot be multiplexed (no file
+/// descriptor to poll), so one thread could only poll every object in turn, which costs CPU
+/// and latency for each waiter (measured in BENCHMARKS.md); a blocked thread costs neither.
+final class WaitThreadPool: @unchecked Sendable {
+  static let shared = WaitThreadPool()
+  static let idleLifetimeNanoseconds: Int64 = 5_000_000_000
+  /// Enough for a wait and its signal handler; a blocked thread touches a few pages of it.
+  static let stackSize = 256 * 1024
+
+  private final class Worker: @unchecked Sendable {
+    let wake = Condition()
+    var job: (@Sendable () -> Void)?
+  }
+
+  private let lock = ConditionLock()
+  private var idle: [Worker] = []
+
+  /// Runs `job` on a pool thread (an idle one, else a new one). Returns `false` when no thread
+  /// could be started (`pthread_create` failed): the job did not run.
+  func run(_ job: @escaping @Sendable () -> Void) -> Bool {
+    var reuse = true
+    #if ENABLE_MOCKING
+      // Under a test's fault plan every wait asks for a new thread, so that pthread_create can
+      // be made to fail whatever the pool holds.
+      reuse = FaultPlan.current == nil
+    #endif
+    lock.lock()
+    if reuse, let worker = idle.popLast() {
+      worker.job = job
+      worker.wake.signal()
+      lock.unlock()
+      return true
+    }
+    lock.unlock()
+    let worker = Worker()
+    worker.job = job
+    return startThread(stackSize: Self.stackSize) { self.serve(worker) }
+  }
+
+  private func serve(_ worker: Worker) {
+    WaitSignal.maskForWaitThread()
+    lock.lock()
+    while true {
+      if let job = worker.job {
+        worker.job = nil
+        lock.unlock()
+        job()
+        lock.lock()
+        // The most recently idle thread is reused first, so the others can expire.
+        idle.append(worker)
+        continue
+      }
+      let expiry = monotonicNow() + Self.idleLifetimeNanoseconds
+      while worker.job == nil && monotonicNow() < expiry {
+        worker.wake.wait(lock, untilNanoseconds: expiry)
+      }
+      if worker.job == nil {
+        idle.removeAll { $0 === worker }
+        lock.unlock()
+        return
+      }
+    }
+  }
+}
+
+/// Starts a detached thread running `body`; `false` when `pthread_create` failed.
+func startThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Bool {
+  system_threadCreate(stackSize: stackSize, body) == 0
+}
+
+// MARK: Locks
+
+/// A pthread mutex, for use with ``Condition`` (Synchronization has no condition variable).
+final class ConditionLock: @unchecked Sendable {
+  fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+  init() { pthread_mutex_init(mutex, nil) }
+  deinit {
+    pthread_mutex_destroy(mutex)
+    mutex.deallocate()
+  }
+  func lock() { pthread_mutex_lock(mutex) }
+  func unlock() { pthread_mutex_unlock(mutex) }
+  func withLock<R>(_ body: () -> R) -> R {
+    lock()
+    defer { unlock() }
+    return body()
+  }
+}
+
+/// A condition variable on the monotonic clock.
+final class Condition: @unchecked Sendable {
+  private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+  init() {
+    #if os(Linux)
+      var attributes = pthread_condattr_t()
+      pthread_condattr_init(&attributes)
+      pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+      pthread_cond_init(condition, &attributes)
+      pthread_condattr_destroy(&attributes)
+    #else
+      pthread_cond_init(condition, nil)
+    #endif
+  }
+  deinit {
+    pthread_cond_destroy(condition)
+    condition.deallocate()
+  }
+  func signal() { pthread_cond_signal(condition) }
+  func wait(_ lock: ConditionLock) { pthread_cond_wait(condition, lock.mutex) }
+  /// Waits at most until `deadline` (monotonic nanoseconds); may return early.
+  func wait(_ lock: ConditionLock, untilNanoseconds deadline: Int64) {
+    #if os(Linux)
+      var time = timespec(
+        tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+      pthread_cond_timedwait(condition, lock.mutex, &time)
+    #else
+      let left = max(0, deadline - monotonicNow())
+      var time = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+      pthread_cond_timedwait_relative_np(condition, lock.mutex, &time)
+    #endif
+  }
+}
