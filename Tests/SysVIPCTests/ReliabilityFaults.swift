@@ -296,7 +296,11 @@ extension ReliabilityFaultTests {
   /// the semaphore and page limits (semmns, shmall), and constructors refused before any call.
   /// Each fails with a clear error and leaves no object; controls show the same calls succeed
   /// without the fault.
-  @Test(.enabled(if: canUnshareIPC, "needs root and unshare --ipc for a private IPC namespace"))
+  @Test(
+    .enabled(if: canUnshareIPC, "needs root and unshare --ipc for a private IPC namespace"),
+    .disabled(
+      if: underSanitizer,
+      "a sanitizer's shadow memory leaves no VmSize to limit the address space by"))
   func constructorsThatFailPartWayLeaveNothingBehind() async throws {
     let outcome = try await HelperProcess.run(
       ["rel-ns-partial"], launcher: ["/usr/bin/unshare", "--ipc"])

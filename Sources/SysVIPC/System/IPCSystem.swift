@@ -169,7 +169,7 @@ public enum IPCSystem {
 extension IPCObjectInfo {
   init(semaphore id: Int32, _ status: csysvipc_sem_status) {
     self.init(kind: .semaphore, id: id, perm: status.perm, ctime: status.ctime)
-    semaphoreCount = Int(status.nsems)
+    semaphoreCount = Int(clamping: status.nsems)
     lastOperationTime = date(fromKernelTime: status.otime)
   }
 

@@ -1,0 +1,1 @@
+../../../Sources/CommandLineValues/CommandLineValues.swift

@@ -1,0 +1,1 @@
+../../../Sources/ProgramSupport/Params.swift

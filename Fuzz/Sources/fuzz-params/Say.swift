@@ -1,0 +1,1 @@
+../../../Sources/ProgramSupport/Say.swift
