@@ -27,9 +27,11 @@ public struct DemoParams: Sendable {
       let parts = line.split(separator: "=", maxSplits: 1).map {
         $0.trimmingCharacters(in: .whitespaces)
       }
-      let name = parts[0].uppercased()
-      guard parts.count == 2, let value = Int(parts[1], radix: name == "PERMISSIONS" ? 8 : 10)
+      // A line of only "=" splits into nothing: check the count before reading a part.
+      guard parts.count == 2, !parts[0].isEmpty,
+        let value = Int(parts[1], radix: parts[0].uppercased() == "PERMISSIONS" ? 8 : 10)
       else { throw ParamsError(description: "not NAME=number: \(line)") }
+      let name = parts[0].uppercased()
       values[name] = value
     }
   }
@@ -58,7 +60,13 @@ public struct DemoParams: Sendable {
   }
   /// PERMISSIONS (octal, default 0600): the mode of the objects the premise creates.
   public var permissions: IPCPermissions {
-    get throws { IPCPermissions(rawValue: UInt32(try int("PERMISSIONS", default: 0o600))) }
+    get throws {
+      let value = try int("PERMISSIONS", default: 0o600)
+      guard let mode = UInt32(exactly: value), mode <= 0o777 else {
+        throw ParamsError(description: "PERMISSIONS=\(String(value, radix: 8)) is not a mode (0...0777)")
+      }
+      return IPCPermissions(rawValue: mode)
+    }
   }
   /// SHM_SIZE (default 4096): the segment's size in bytes.
   public var sharedMemorySize: Int { get throws { try int("SHM_SIZE", default: 4096) } }

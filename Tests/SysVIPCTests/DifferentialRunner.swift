@@ -85,6 +85,9 @@ enum DifferentialDifference: String, CaseIterable, Sendable {
   /// A negative maximum queue size: SysVIPC refuses it (`.invalidArgument`); Python passes it
   /// to the kernel as a huge unsigned number. Swift only.
   case negativeMaxSizeRefused
+  /// A maximum queue size above `UInt32.max`: SysVIPC refuses it (`.invalidArgument`); Python
+  /// passes it to the kernel, which keeps its low 32 bits (1 << 40 became 0). Swift only.
+  case maxSizeAbove32BitsRefused
   /// A segment created through IPC_CREAT without IPC_EXCL: SysVIPC fills it with the init
   /// character whenever this call created it; Python only with IPC_CREX. Python's segment is
   /// filled the same way after the operation.
@@ -634,6 +637,7 @@ final class DifferentialRunner {
       return .initialValueCheckedBeforeOpening
     }
     if op.op == "setMaxSize", op.a < 0 { return .negativeMaxSizeRefused }
+    if op.op == "setMaxSize", op.a > Int(UInt32.max) { return .maxSizeAbove32BitsRefused }
     if swift.kind == .mq, op.op == "create", op.b <= 0 { return .maxMessageSizeMustBePositive }
     if swift.kind == .shm, op.op == "create", op.b < 0 || op.b > Int.max / 2 {
       return .segmentSizeCheckedBeforeTheKernel

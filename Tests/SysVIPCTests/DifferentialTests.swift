@@ -108,13 +108,9 @@ struct DifferentialTests {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
     let before = try queue.maxSize
-    withKnownIssue("setMaxSize passes values above 2^32 to the kernel, which truncates them") {
-      #expect(throws: IPCError.self) { try queue.setMaxSize(1 << 40) }
-    }
+    expectIPCError(.invalidArgument) { try queue.setMaxSize(1 << 40) }
     let after = try queue.maxSize
-    withKnownIssue("the capacity became the low 32 bits of the value") {
-      #expect(after == before, "maxSize \(before) became \(after)")
-    }
+    #expect(after == before, "maxSize \(before) became \(after)")
     try queue.setMaxSize(before)
     #expect(try queue.maxSize == before)
   }

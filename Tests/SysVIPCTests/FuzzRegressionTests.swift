@@ -42,10 +42,10 @@ struct FuzzRegressionTests {
     expectIPCError(.existential) { try IPCKey(path: "/tmp/no/such/file", projectID: 1) }
   }
 
-  /// fuzz-params: params.txt lines that trap the demos' reader (Demos/Support/Params.swift)
+  /// fuzz-params: params.txt lines that trap the demos' reader (Sources/ProgramSupport/Params.swift)
   /// instead of a clear error: a line of only "=" (`parts[0]` out of range), and a
   /// PERMISSIONS that does not fit a UInt32 (`UInt32(-1)`). Run through the sem_and_shm demo,
-  /// which must exit with a message (status 1 or 2), not crash. Reported to lane tool.
+  /// which must exit with a message (status 1 or 2), not crash (fixed: checked before use).
   @Test(arguments: ["=", "===========", "PERMISSIONS=-1", "PERMISSIONS=77777777777777"])
   func aParamsLineThatTrapsTheDemos(_ line: String) async throws {
     let key = try unusedKey()
@@ -58,10 +58,8 @@ struct FuzzRegressionTests {
       toFile: directory.path + "/params.txt", atomically: true, encoding: .utf8)
     let outcome = try await LaunchedProcess.run(
       builtProduct("sem_and_shm"), ["premise"], directory: directory.path)
-    withKnownIssue("DemoParams traps on \(line.debugDescription)") {
-      #expect(outcome.status == 1 || outcome.status == 2, "\(outcome)")
-      #expect(!outcome.errors.isEmpty, "a message says what is wrong: \(outcome)")
-    }
+    #expect(outcome.status == 1 || outcome.status == 2, "\(outcome)")
+    #expect(!outcome.errors.isEmpty, "a message says what is wrong: \(outcome)")
     #expect(try objects(withKey: key).isEmpty, "nothing created")
   }
 }

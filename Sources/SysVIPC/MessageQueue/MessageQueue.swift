@@ -333,9 +333,15 @@ public struct MessageQueue: IPCObject, Hashable {
   /// `CAP_SYS_RESOURCE`. Messages already queued stay.
   ///
   /// - Throws: ``IPCError/Kind/permissions`` without ownership, or when raising above
-  ///   `msgmnb` without the capability; ``IPCError/Kind/invalidArgument`` for a negative size.
+  ///   `msgmnb` without the capability; ``IPCError/Kind/invalidArgument`` for a negative size
+  ///   or one above `UInt32.max` (the kernel would truncate it).
   public func setMaxSize(_ bytes: Int) throws(IPCError) {
     guard bytes >= 0 else { throw .invalid("msgctl(IPC_SET): maxSize \(bytes) is negative") }
+    // The kernel keeps msg_qbytes in 32 bits and would silently truncate a larger value
+    // (1 << 40 became 0).
+    guard bytes <= Int(UInt32.max) else {
+      throw .invalid("msgctl(IPC_SET): maxSize \(bytes) exceeds the kernel's largest, \(UInt32.max)")
+    }
     let op = IPCOperation("msgctl(IPC_SET)", .messageQueue, id: id)
     _ = try retryingInterrupts(op) { _ -> Int32 in
       var current = csysvipc_msg_status()
