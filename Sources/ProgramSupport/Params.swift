@@ -63,7 +63,8 @@ public struct DemoParams: Sendable {
     get throws {
       let value = try int("PERMISSIONS", default: 0o600)
       guard let mode = UInt32(exactly: value), mode <= 0o777 else {
-        throw ParamsError(description: "PERMISSIONS=\(String(value, radix: 8)) is not a mode (0...0777)")
+        throw ParamsError(
+          description: "PERMISSIONS=\(String(value, radix: 8)) is not a mode (0...0777)")
       }
       return IPCPermissions(rawValue: mode)
     }

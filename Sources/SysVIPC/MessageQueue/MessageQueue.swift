@@ -340,7 +340,8 @@ public struct MessageQueue: IPCObject, Hashable {
     // The kernel keeps msg_qbytes in 32 bits and would silently truncate a larger value
     // (1 << 40 became 0).
     guard bytes <= Int(UInt32.max) else {
-      throw .invalid("msgctl(IPC_SET): maxSize \(bytes) exceeds the kernel's largest, \(UInt32.max)")
+      throw .invalid(
+        "msgctl(IPC_SET): maxSize \(bytes) exceeds the kernel's largest, \(UInt32.max)")
     }
     let op = IPCOperation("msgctl(IPC_SET)", .messageQueue, id: id)
     _ = try retryingInterrupts(op) { _ -> Int32 in
