@@ -100,13 +100,13 @@ public struct SemaphoreSet: IPCObject, Hashable {
   /// (`semctl(IPC_STAT)`).
   public init(id: Int32) throws(IPCError) {
     let status = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
-    self.init(id: id, key: IPCKey(rawValue: status.perm.key), count: Int(status.nsems))
+    self.init(id: id, key: IPCKey(rawValue: status.perm.key), count: Int(clamping: status.nsems))
   }
 
   private init(id: Int32, key: IPCKey, removeOnFailure: Bool) throws(IPCError) {
     do {
       let status = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
-      self.init(id: id, key: key, count: Int(status.nsems))
+      self.init(id: id, key: key, count: Int(clamping: status.nsems))
     } catch {
       if removeOnFailure { try? IPCObjectKind.semaphore.remove(id: id) }
       throw error
@@ -270,7 +270,7 @@ public struct SemaphoreSet: IPCObject, Hashable {
   public func status() throws(IPCError) -> Status {
     let ds = try IPCObjectKind.semaphore.semaphoreStatus(id: id)
     return Status(
-      key: IPCKey(rawValue: ds.perm.key), id: id, count: Int(ds.nsems),
+      key: IPCKey(rawValue: ds.perm.key), id: id, count: Int(clamping: ds.nsems),
       mode: IPCPermissions(rawValue: ds.perm.mode & 0o777),
       uid: ds.perm.uid, gid: ds.perm.gid, cuid: ds.perm.cuid, cgid: ds.perm.cgid,
       lastOperationTime: date(fromKernelTime: ds.otime),
