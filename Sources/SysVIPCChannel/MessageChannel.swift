@@ -108,6 +108,7 @@ public final class MessageChannel: @unchecked Sendable {
   public static func create(
     key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600
   ) throws(IPCError) -> MessageChannel {
+    try checkWritable(mode, "create")
     let geometry = try checked(
       ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     for _ in 0..<16 {
@@ -149,6 +150,7 @@ public final class MessageChannel: @unchecked Sendable {
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
     timeout: Duration = .seconds(10)
   ) throws(IPCError) -> (channel: MessageChannel, created: Bool) {
+    try checkWritable(mode, "openOrCreate")
     let geometry = try checked(
       ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     let (memory, created) = try SharedMemory.openOrCreateReportingCreation(
@@ -196,8 +198,12 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// Removes both objects (`IPC_RMID`). Every waiting sender and receiver, in any process, wakes
   /// with `IPCError.Kind.existential`; handles stay attached to the segment until they
-  /// go, but any operation that has to wait fails from now on.
+  /// go, but every send and receive on them fails with `IPCError.Kind.existential` from now on
+  /// (as on a removed queue), also one that would not wait.
   public func remove() throws(IPCError) {
+    // First the removed word, so that handles still attached to the segment after IPC_RMID
+    // refuse to send into it (the message would be lost) or receive from it.
+    csvc_store32_seqcst(ring.removedWord, 1)
     var failure: IPCError?
     do { try semaphores.remove() } catch { failure = error }
     do { try memory.remove() } catch { failure = failure ?? error }
@@ -208,6 +214,18 @@ public final class MessageChannel: @unchecked Sendable {
   /// exited (`SEM_UNDO` counts a dead process out).
   public var producersAlive: Int {
     get throws(IPCError) { try semaphores.value(at: Int(ChannelLayout.producersSemaphore)) }
+  }
+
+  /// Every side of a channel writes into its segment: a mode without the owner's write bit
+  /// (0o200) would attach the creator read-only (`SHM_RDONLY`), so it is refused before anything
+  /// is created.
+  private static func checkWritable(_ mode: IPCPermissions, _ what: String) throws(IPCError) {
+    guard mode.rawValue & 0o200 != 0 else {
+      throw IPCError(
+        .invalidArgument,
+        "MessageChannel.\(what): mode 0o\(String(mode.rawValue, radix: 8)) lacks the owner's write permission (0o200); every side of a channel writes into it"
+      )
+    }
   }
 
   private static func checked<T>(_ result: Result<T, ChannelFault>) throws(IPCError) -> T {
@@ -235,11 +253,19 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// The opener's part: wait for the magic, check the header, open the set it names.
-  private static func attach(_ memory: SharedMemory, timeout: Duration) throws(IPCError)
+  static func attach(_ memory: SharedMemory, timeout: Duration) throws(IPCError)
     -> MessageChannel
   {
     guard let address = memory.address else {
       throw IPCError(.notAttached, "MessageChannel: segment \(memory.id) is not attached")
+    }
+    // Senders and the receiver both write into the segment: without write access there is no
+    // channel to use (and a store into a read-only attachment would crash).
+    guard !memory.isReadOnly else {
+      throw IPCError(
+        .permissions,
+        "MessageChannel: segment \(memory.id) is attached read-only (no write permission); a channel needs write access"
+      )
     }
     let deadline = csvc_now_ns() &+ nanoseconds(timeout)
     var pause: Int64 = 100_000
@@ -353,7 +379,7 @@ public final class MessageChannel: @unchecked Sendable {
       throw IPCError(
         .outOfRange, "MessageChannel.reserve: fill reported \(written) bytes of \(count)")
     }
-    commit(position, type: type, count: written)
+    try commit(position, type: type, count: written)
   }
 
   @usableFromInline func payload(_ position: UInt64) -> UnsafeMutableRawPointer {
@@ -362,8 +388,13 @@ public final class MessageChannel: @unchecked Sendable {
   @usableFromInline func abandon(_ position: UInt64) { ring.abandon(position) }
 
   /// Publishes a filled slot and wakes the consumer if (and only if) it sleeps.
-  @usableFromInline func commit(_ position: UInt64, type: Int, count: Int) {
-    ring.commit(position, type: type, count: count)
+  @usableFromInline func commit(_ position: UInt64, type: Int, count: Int) throws(IPCError) {
+    guard ring.commit(position, writer: pid, type: type, count: count) else {
+      throw IPCError(
+        .internal,
+        "MessageChannel.send: the message was not sent: the consumer reclaimed its slot, taking process \(pid) for dead (is the consumer in another PID namespace?)"
+      )
+    }
     let sleepers = ChannelRing.takeSleepers(ring.consumerSleepers)
     if sleepers != 0 { post(ChannelLayout.dataSemaphore, sleepers) }
   }
@@ -622,15 +653,14 @@ public final class MessageChannel: @unchecked Sendable {
     throw semaphoreError(error, what)
   }
 
-  /// Posts `count` wake-ups on semaphore `index`. A failure (the channel was removed) is left to
-  /// the sleepers, who see it themselves.
+  /// Posts `count` wake-ups on semaphore `index`, in one semop. `count` comes from the segment
+  /// (a sleepers word), so it is untrusted: at most 32767 (`SEMVMX`, the most one semop adds)
+  /// are posted, which wakes every sleeper there can be. A failure (the channel was removed, or
+  /// the semaphore is already near `SEMVMX`: sleepers wake either way) is left to the sleepers,
+  /// who see it themselves.
   func post(_ index: UInt16, _ count: UInt32) {
-    var left = count
-    while left > 0 {
-      let step = min(left, 32767)
-      _ = csvc_semop(semaphores.id, index, Int16(step), 0, -1)
-      left -= step
-    }
+    guard count > 0 else { return }
+    _ = csvc_semop(semaphores.id, index, Int16(min(count, 32767)), 0, -1)
   }
 
   /// The one place the channel's own semaphore calls map errno to IPCError.
@@ -694,6 +724,7 @@ extension ChannelFault {
     case .invalid(let why), .notAChannel(let why): IPCError(.invalidArgument, "\(subject): \(why)")
     case .uninitialised: IPCError(.busy, "\(subject): the channel header is not written yet")
     case .corrupt(let why): IPCError(.internal, "\(subject): corrupt channel: \(why)")
+    case .removed: IPCError(.existential, "\(subject): the channel was removed")
     }
   }
 }

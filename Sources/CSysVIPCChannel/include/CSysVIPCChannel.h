@@ -37,6 +37,9 @@ static inline uint32_t csvc_load32_seqcst(const void *p) {
 static inline uint32_t csvc_load32_relaxed(const void *p) {
   return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
 }
+static inline void csvc_store32_seqcst(void *p, uint32_t v) {
+  __atomic_store_n((uint32_t *)p, v, __ATOMIC_SEQ_CST);
+}
 static inline _Bool csvc_cas32(void *p, uint32_t expected, uint32_t desired) {
   return __atomic_compare_exchange_n((uint32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST);
