@@ -425,27 +425,16 @@ public final class MessageChannel: @unchecked Sendable {
 
   private func waitForSpace(timeout: Duration?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    if spins {
-      let state = producerSpin.load(ordering: .relaxed)
-      let budget = Spin.budget(state)
-      if budget > 0 {
-        let end = csvc_now_ns() &+ budget
-        var round = 0
-        while true {
-          csvc_pause()
-          switch ring.claim(writer: pid) {
-          case .claimed(let position):
-            producerSpin.store(Spin.next(state, found: true), ordering: .relaxed)
-            return position
-          case .fault(let fault): throw fault.error("MessageChannel.send")
-          case .full: break
-          }
-          round &+= 1
-          if round & 31 == 0, csvc_now_ns() >= end { break }
-        }
+    var state = producerSpin.load(ordering: .relaxed)
+    let spun = try spin(&state) { () throws(IPCError) -> UInt64? in
+      switch ring.claim(writer: pid) {
+      case .claimed(let position): return position
+      case .fault(let fault): throw fault.error("MessageChannel.send")
+      case .full: return nil
       }
-      producerSpin.store(Spin.next(state, found: false), ordering: .relaxed)
     }
+    producerSpin.store(state, ordering: .relaxed)
+    if let spun { return spun }
     while true {
       ChannelRing.announce(ring.producerSleepers)
       switch ring.claim(writer: pid) {
@@ -574,24 +563,15 @@ public final class MessageChannel: @unchecked Sendable {
       }
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    if spins {
-      let state = consumer.pointee.spin
-      let budget = Spin.budget(state)
-      if budget > 0 {
-        let end = csvc_now_ns() &+ budget
-        var round = 0
-        while true {
-          csvc_pause()
-          if case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) {
-            consumer.pointee.spin = Spin.next(state, found: true)
-            return (count, type)
-          }
-          round &+= 1
-          if round & 31 == 0, csvc_now_ns() >= end { break }
-        }
+    var state = consumer.pointee.spin
+    let spun = spin(&state) { () -> (Int, Int)? in
+      guard case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) else {
+        return nil
       }
-      consumer.pointee.spin = Spin.next(state, found: false)
+      return (count, type)
     }
+    consumer.pointee.spin = state
+    if let spun { return spun }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
       var slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
@@ -636,6 +616,30 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   // MARK: Sleeping and waking
+
+  /// The adaptive spin of both sides (``Spin``): calls `attempt` between `pause`s until it gives
+  /// a result or the budget of `state` is spent, then moves `state` on by whether it found one.
+  /// Nothing at all on a machine with one CPU.
+  @inline(__always)
+  private func spin<R, E: Error>(_ state: inout Int64, _ attempt: () throws(E) -> R?) throws(E)
+    -> R?
+  {
+    guard spins else { return nil }
+    let budget = Spin.budget(state)
+    var found: R?
+    if budget > 0 {
+      let end = csvc_now_ns() &+ budget
+      var round = 0
+      while found == nil {
+        csvc_pause()
+        found = try attempt()
+        round &+= 1
+        if round & 31 == 0, csvc_now_ns() >= end { break }
+      }
+    }
+    state = Spin.next(state, found: found != nil)
+    return found
+  }
 
   /// How often a sleeping receiver looks at the writers' liveness when that matters.
   static let livenessSlice: Int64 = 50_000_000
