@@ -83,10 +83,14 @@ public final class MessageChannel: @unchecked Sendable {
     // Count this handle out; SEM_UNDO on the -1 cancels the +1's adjustment.
     let flags = csvc_sem_undo | csvc_ipc_nowait
     if producerRegistered.load(ordering: .relaxed) {
-      _ = csvc_semop(semaphores.id, ChannelLayout.producersSemaphore, -1, flags, -1)
+      _ = try? packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: -1, flags: flags,
+        timeoutNanoseconds: nil)
     }
     if consumerRegistered.load(ordering: .relaxed) {
-      _ = csvc_semop(semaphores.id, ChannelLayout.consumerSemaphore, -1, flags, -1)
+      _ = try? packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.consumerSemaphore, delta: -1, flags: flags,
+        timeoutNanoseconds: nil)
     }
   }
 
@@ -447,7 +451,7 @@ public final class MessageChannel: @unchecked Sendable {
       case .full: break
       }
       let slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
-      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice, "send")
+      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice)
       if !woken {
         ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
@@ -463,10 +467,13 @@ public final class MessageChannel: @unchecked Sendable {
       producerRegistered.compareExchange(expected: false, desired: true, ordering: .relaxed)
         .exchanged
     else { return }
-    let error = csvc_semop(semaphores.id, ChannelLayout.producersSemaphore, 1, csvc_sem_undo, -1)
-    if error != 0 {
+    do {
+      _ = try packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: 1, flags: csvc_sem_undo,
+        timeoutNanoseconds: nil)
+    } catch {
       producerRegistered.store(false, ordering: .relaxed)
-      throw semaphoreError(error, "send (registering as a producer)")
+      throw error
     }
     _ = csvc_add32(ring.base + ChannelLayout.producersEverOffset, 1)
   }
@@ -600,7 +607,7 @@ public final class MessageChannel: @unchecked Sendable {
           slice = Self.earlier(deadline, csvc_now_ns() &+ Self.livenessSlice)
         }
       }
-      if !(try sleep(on: ChannelLayout.dataSemaphore, deadline: slice, "receive")) {
+      if !(try sleep(on: ChannelLayout.dataSemaphore, deadline: slice)) {
         ChannelRing.withdraw(ring.consumerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
           throw IPCError(.busy, "MessageChannel.receive: timed out", errno: .wouldBlock)
@@ -649,12 +656,10 @@ public final class MessageChannel: @unchecked Sendable {
   static let wakerSlice: Int64 = 100_000_000
 
   /// Sleeps on semaphore `index` until posted (true) or `deadline` (false).
-  private func sleep(on index: UInt16, deadline: Int64?, _ what: String) throws(IPCError) -> Bool {
-    let timeout = deadline.map { max(0, $0 &- csvc_now_ns()) } ?? -1
-    let error = csvc_semop(semaphores.id, index, -1, 0, timeout)
-    if error == 0 { return true }
-    if error == EAGAIN { return false }
-    throw semaphoreError(error, what)
+  private func sleep(on index: UInt16, deadline: Int64?) throws(IPCError) -> Bool {
+    try packageSemaphoreOperation(
+      id: semaphores.id, index: index, delta: -1, flags: 0,
+      timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) })
   }
 
   /// Posts `count` wake-ups on semaphore `index`, in one semop. `count` comes from the segment
@@ -664,21 +669,9 @@ public final class MessageChannel: @unchecked Sendable {
   /// who see it themselves.
   func post(_ index: UInt16, _ count: UInt32) {
     guard count > 0 else { return }
-    _ = csvc_semop(semaphores.id, index, Int16(min(count, 32767)), 0, -1)
-  }
-
-  /// The one place the channel's own semaphore calls map errno to IPCError.
-  private func semaphoreError(_ error: Int32, _ what: String) -> IPCError {
-    let errno = Errno(rawValue: error)
-    switch error {
-    case EIDRM, EINVAL:
-      return IPCError(
-        .existential, "MessageChannel.\(what): the channel was removed", errno: errno)
-    case EACCES:
-      return IPCError(.permissions, "MessageChannel.\(what): permission denied", errno: errno)
-    default:
-      return IPCError(.system, "MessageChannel.\(what): semop failed: \(errno)", errno: errno)
-    }
+    _ = try? packageSemaphoreOperation(
+      id: semaphores.id, index: index, delta: Int16(min(count, 32767)), flags: 0,
+      timeoutNanoseconds: nil)
   }
 
   static func nanoseconds(_ duration: Duration) -> Int64 {
