@@ -40,8 +40,7 @@ package func packageSemaphoreOperation(
         while result == -1, currentErrno == .resourceTemporarilyUnavailable,
           flags & Int16(IPC_NOWAIT) == 0, deadline?.hasPassed == false
         {
-          var step = timespec(tv_sec: 0, tv_nsec: 1_000_000)
-          nanosleep(&step, nil)
+          system_sleep(1_000_000)
           result = system_semop(id, ops)
         }
         rc = result

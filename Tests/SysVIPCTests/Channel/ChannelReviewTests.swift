@@ -53,7 +53,7 @@ struct ChannelReviewTests {
   /// Review #4: a scribbled consumer-sleepers word (0xFFFFFFFF) made each send make 131,072
   /// semops (68 ms here); it is now one semop of at most 32767. The fastest of 10 sends is far
   /// below what 131,072 system calls take on any machine.
-  @Test func aScribbledSleepersWordCostsOneSemop() throws {
+  @Test(.timingSensitive) func aScribbledSleepersWordCostsOneSemop() throws {
     try withChannel(capacity: 4, maxMessageSize: 8) { channel in
       let set = try SemaphoreSet(id: channel.semaphoreSetID)
       var fastest = Duration.seconds(60)
@@ -109,7 +109,7 @@ struct ChannelReviewTests {
 
   /// Review #1-#4 and #6 in the C implementation: sysvipc-channel-c's `probe` runs the same
   /// checks on a channel this test made.
-  @Test func theCImplementationHasTheSameFixes() async throws {
+  @Test(.timingSensitive) func theCImplementationHasTheSameFixes() async throws {
     let channel = try MessageChannel.create(key: .private, capacity: 4, maxMessageSize: 8)
     defer { try? channel.remove() }
     let outcome = try await ChannelCPeer(["probe", String(channel.id)]).outcome()
