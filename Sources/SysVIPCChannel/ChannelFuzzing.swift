@@ -76,7 +76,12 @@ enum ChannelFuzzing {
         case .claimed(let position):
           let payload = ring.payload(at: position)
           memset(payload, Int32(round & 0xFF), header.geometry.maxMessageSize)
-          ring.commit(position, type: 1, count: header.geometry.maxMessageSize)
+          // Nothing else touches the ring here: the claim is still ours.
+          guard ring.commit(position, writer: 1, type: 1, count: header.geometry.maxMessageSize)
+          else {
+            outcome.violations += 1
+            return outcome
+          }
           outcome.sent += 1
         case .full: return outcome
         case .fault:

@@ -26,6 +26,9 @@ enum ChannelLayout {
   static let segmentSizeOffset = 32
   static let producersEverOffset = 40
   static let tailOffset = 64
+  /// Non-zero once the channel is being removed (set before `IPC_RMID`): sends and receives on
+  /// handles still attached fail with `.existential` instead of losing messages.
+  static let removedOffset = 72
   static let consumerSleepersOffset = 128
   static let producerSleepersOffset = 132
   static let headOffset = 192
@@ -96,6 +99,8 @@ enum ChannelFault: Error, Equatable, Sendable {
   case uninitialised
   /// A value read from the segment breaks the protocol (`.internal`).
   case corrupt(String)
+  /// The channel was removed (its removed word is set): `.existential`.
+  case removed
 }
 
 /// A header as read from a segment, validated.
@@ -126,6 +131,7 @@ struct ChannelHeader: Equatable, Sendable {
     base.storeBytes(
       of: UInt64(geometry.segmentSize), toByteOffset: ChannelLayout.segmentSizeOffset,
       as: UInt64.self)
+    base.storeBytes(of: 0, toByteOffset: ChannelLayout.removedOffset, as: UInt32.self)
     // Slot i starts free for position i (lap 0): all zero, as a new segment is.
     csvc_store64_release(base + ChannelLayout.magicOffset, ChannelLayout.magic)
   }

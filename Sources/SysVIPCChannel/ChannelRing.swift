@@ -43,6 +43,10 @@ struct ChannelRing: @unchecked Sendable {
 
   var tailWord: UnsafeMutableRawPointer { base + ChannelLayout.tailOffset }
   var headWord: UnsafeMutableRawPointer { base + ChannelLayout.headOffset }
+  /// Set by `MessageChannel.remove()` before `IPC_RMID`; in the tail's cache line, so that the
+  /// check costs the fast path no extra cache miss.
+  var removedWord: UnsafeMutableRawPointer { base + ChannelLayout.removedOffset }
+  @inline(__always) var isRemoved: Bool { csvc_load32_relaxed(removedWord) != 0 }
 
   // MARK: Producer
 
@@ -56,6 +60,7 @@ struct ChannelRing: @unchecked Sendable {
   /// Claims the next position for `writer` (its pid), or says the ring is full.
   @inline(__always)
   func claim(writer: UInt32) -> Claim {
+    if isRemoved { return .fault(.removed) }
     var tail = csvc_load64_acquire(tailWord)
     for _ in 0..<Self.claimRetryLimit {
       let lap = lap(of: tail)
@@ -101,15 +106,21 @@ struct ChannelRing: @unchecked Sendable {
     return .fault(.corrupt("the tail did not settle after \(Self.claimRetryLimit) tries"))
   }
 
-  /// Publishes the message written at `position`.
+  /// Publishes the message `writer` wrote at `position`: a compare-and-swap from (lap, writer)
+  /// to (lap, committed). False when the slot no longer holds this claim: the consumer took
+  /// `writer` for dead (a process in another PID namespace looks dead to it) and reclaimed the
+  /// slot, which may be in use for a later lap by now. The state word is then left alone, so the
+  /// ring stays consistent, and the message is not sent.
   @inline(__always)
-  func commit(_ position: UInt64, type: Int, count: Int) {
+  func commit(_ position: UInt64, writer: UInt32, type: Int, count: Int) -> Bool {
     let slot = slot(at: position)
+    let lap = lap(of: position)
     slot.storeBytes(of: Int64(type), toByteOffset: ChannelLayout.slotTypeOffset, as: Int64.self)
     slot.storeBytes(
       of: UInt32(truncatingIfNeeded: count), toByteOffset: ChannelLayout.slotLengthOffset,
       as: UInt32.self)
-    csvc_store64_release(slot, Self.state(lap: lap(of: position), code: ChannelLayout.committed))
+    return csvc_cas64(
+      slot, Self.state(lap: lap, code: writer), Self.state(lap: lap, code: ChannelLayout.committed))
   }
 
   /// Gives up the claimed `position`: the consumer skips it.
@@ -133,13 +144,23 @@ struct ChannelRing: @unchecked Sendable {
   /// reported.
   @inline(__always)
   func poll(head: inout UInt64) -> Poll {
+    if isRemoved { return .fault(.removed) }
     for _ in 0...geometry.capacity {
       let slot = slot(at: head)
       let lap = lap(of: head)
       let state = csvc_load64_acquire(slot)
       guard UInt32(truncatingIfNeeded: state >> 32) == lap else {
+        // The consumer freed this slot for this lap itself, so no producer can legitimately
+        // hold it at another lap: it is garbage. Drop it (free it for the next lap, unless it
+        // changed meanwhile) and move on, as for a bad state code, so the channel goes on.
+        let position = head
+        if csvc_cas64(slot, state, Self.state(lap: lap &+ 1, code: ChannelLayout.free)) {
+          head &+= 1
+          csvc_store64_relaxed(headWord, head)
+        }
         return .fault(
-          .corrupt("slot of position \(head) is at lap \(state >> 32), expected lap \(lap)"))
+          .corrupt(
+            "slot of position \(position) is at lap \(state >> 32), expected lap \(lap); dropped"))
       }
       switch UInt32(truncatingIfNeeded: state) {
       case ChannelLayout.free: return .empty

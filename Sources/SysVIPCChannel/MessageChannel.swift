@@ -83,10 +83,14 @@ public final class MessageChannel: @unchecked Sendable {
     // Count this handle out; SEM_UNDO on the -1 cancels the +1's adjustment.
     let flags = csvc_sem_undo | csvc_ipc_nowait
     if producerRegistered.load(ordering: .relaxed) {
-      _ = csvc_semop(semaphores.id, ChannelLayout.producersSemaphore, -1, flags, -1)
+      _ = try? packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: -1, flags: flags,
+        timeoutNanoseconds: nil)
     }
     if consumerRegistered.load(ordering: .relaxed) {
-      _ = csvc_semop(semaphores.id, ChannelLayout.consumerSemaphore, -1, flags, -1)
+      _ = try? packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.consumerSemaphore, delta: -1, flags: flags,
+        timeoutNanoseconds: nil)
     }
   }
 
@@ -108,6 +112,7 @@ public final class MessageChannel: @unchecked Sendable {
   public static func create(
     key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600
   ) throws(IPCError) -> MessageChannel {
+    try checkWritable(mode, "create")
     let geometry = try checked(
       ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     for _ in 0..<16 {
@@ -149,6 +154,7 @@ public final class MessageChannel: @unchecked Sendable {
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
     timeout: Duration = .seconds(10)
   ) throws(IPCError) -> (channel: MessageChannel, created: Bool) {
+    try checkWritable(mode, "openOrCreate")
     let geometry = try checked(
       ChannelGeometry.make(capacity: capacity, maxMessageSize: maxMessageSize))
     let (memory, created) = try SharedMemory.openOrCreateReportingCreation(
@@ -196,8 +202,12 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// Removes both objects (`IPC_RMID`). Every waiting sender and receiver, in any process, wakes
   /// with `IPCError.Kind.existential`; handles stay attached to the segment until they
-  /// go, but any operation that has to wait fails from now on.
+  /// go, but every send and receive on them fails with `IPCError.Kind.existential` from now on
+  /// (as on a removed queue), also one that would not wait.
   public func remove() throws(IPCError) {
+    // First the removed word, so that handles still attached to the segment after IPC_RMID
+    // refuse to send into it (the message would be lost) or receive from it.
+    csvc_store32_seqcst(ring.removedWord, 1)
     var failure: IPCError?
     do { try semaphores.remove() } catch { failure = error }
     do { try memory.remove() } catch { failure = failure ?? error }
@@ -208,6 +218,18 @@ public final class MessageChannel: @unchecked Sendable {
   /// exited (`SEM_UNDO` counts a dead process out).
   public var producersAlive: Int {
     get throws(IPCError) { try semaphores.value(at: Int(ChannelLayout.producersSemaphore)) }
+  }
+
+  /// Every side of a channel writes into its segment: a mode without the owner's write bit
+  /// (0o200) would attach the creator read-only (`SHM_RDONLY`), so it is refused before anything
+  /// is created.
+  private static func checkWritable(_ mode: IPCPermissions, _ what: String) throws(IPCError) {
+    guard mode.rawValue & 0o200 != 0 else {
+      throw IPCError(
+        .invalidArgument,
+        "MessageChannel.\(what): mode 0o\(String(mode.rawValue, radix: 8)) lacks the owner's write permission (0o200); every side of a channel writes into it"
+      )
+    }
   }
 
   private static func checked<T>(_ result: Result<T, ChannelFault>) throws(IPCError) -> T {
@@ -235,11 +257,19 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// The opener's part: wait for the magic, check the header, open the set it names.
-  private static func attach(_ memory: SharedMemory, timeout: Duration) throws(IPCError)
+  static func attach(_ memory: SharedMemory, timeout: Duration) throws(IPCError)
     -> MessageChannel
   {
     guard let address = memory.address else {
       throw IPCError(.notAttached, "MessageChannel: segment \(memory.id) is not attached")
+    }
+    // Senders and the receiver both write into the segment: without write access there is no
+    // channel to use (and a store into a read-only attachment would crash).
+    guard !memory.isReadOnly else {
+      throw IPCError(
+        .permissions,
+        "MessageChannel: segment \(memory.id) is attached read-only (no write permission); a channel needs write access"
+      )
     }
     let deadline = csvc_now_ns() &+ nanoseconds(timeout)
     var pause: Int64 = 100_000
@@ -353,7 +383,7 @@ public final class MessageChannel: @unchecked Sendable {
       throw IPCError(
         .outOfRange, "MessageChannel.reserve: fill reported \(written) bytes of \(count)")
     }
-    commit(position, type: type, count: written)
+    try commit(position, type: type, count: written)
   }
 
   @usableFromInline func payload(_ position: UInt64) -> UnsafeMutableRawPointer {
@@ -362,8 +392,13 @@ public final class MessageChannel: @unchecked Sendable {
   @usableFromInline func abandon(_ position: UInt64) { ring.abandon(position) }
 
   /// Publishes a filled slot and wakes the consumer if (and only if) it sleeps.
-  @usableFromInline func commit(_ position: UInt64, type: Int, count: Int) {
-    ring.commit(position, type: type, count: count)
+  @usableFromInline func commit(_ position: UInt64, type: Int, count: Int) throws(IPCError) {
+    guard ring.commit(position, writer: pid, type: type, count: count) else {
+      throw IPCError(
+        .internal,
+        "MessageChannel.send: the message was not sent: the consumer reclaimed its slot, taking process \(pid) for dead (is the consumer in another PID namespace?)"
+      )
+    }
     let sleepers = ChannelRing.takeSleepers(ring.consumerSleepers)
     if sleepers != 0 { post(ChannelLayout.dataSemaphore, sleepers) }
   }
@@ -394,27 +429,16 @@ public final class MessageChannel: @unchecked Sendable {
 
   private func waitForSpace(timeout: Duration?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    if spins {
-      let state = producerSpin.load(ordering: .relaxed)
-      let budget = Spin.budget(state)
-      if budget > 0 {
-        let end = csvc_now_ns() &+ budget
-        var round = 0
-        while true {
-          csvc_pause()
-          switch ring.claim(writer: pid) {
-          case .claimed(let position):
-            producerSpin.store(Spin.next(state, found: true), ordering: .relaxed)
-            return position
-          case .fault(let fault): throw fault.error("MessageChannel.send")
-          case .full: break
-          }
-          round &+= 1
-          if round & 31 == 0, csvc_now_ns() >= end { break }
-        }
+    var state = producerSpin.load(ordering: .relaxed)
+    let spun = try spin(&state) { () throws(IPCError) -> UInt64? in
+      switch ring.claim(writer: pid) {
+      case .claimed(let position): return position
+      case .fault(let fault): throw fault.error("MessageChannel.send")
+      case .full: return nil
       }
-      producerSpin.store(Spin.next(state, found: false), ordering: .relaxed)
     }
+    producerSpin.store(state, ordering: .relaxed)
+    if let spun { return spun }
     while true {
       ChannelRing.announce(ring.producerSleepers)
       switch ring.claim(writer: pid) {
@@ -427,7 +451,7 @@ public final class MessageChannel: @unchecked Sendable {
       case .full: break
       }
       let slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
-      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice, "send")
+      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice)
       if !woken {
         ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
@@ -443,10 +467,13 @@ public final class MessageChannel: @unchecked Sendable {
       producerRegistered.compareExchange(expected: false, desired: true, ordering: .relaxed)
         .exchanged
     else { return }
-    let error = csvc_semop(semaphores.id, ChannelLayout.producersSemaphore, 1, csvc_sem_undo, -1)
-    if error != 0 {
+    do {
+      _ = try packageSemaphoreOperation(
+        id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: 1, flags: csvc_sem_undo,
+        timeoutNanoseconds: nil)
+    } catch {
       producerRegistered.store(false, ordering: .relaxed)
-      throw semaphoreError(error, "send (registering as a producer)")
+      throw error
     }
     _ = csvc_add32(ring.base + ChannelLayout.producersEverOffset, 1)
   }
@@ -543,24 +570,15 @@ public final class MessageChannel: @unchecked Sendable {
       }
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    if spins {
-      let state = consumer.pointee.spin
-      let budget = Spin.budget(state)
-      if budget > 0 {
-        let end = csvc_now_ns() &+ budget
-        var round = 0
-        while true {
-          csvc_pause()
-          if case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) {
-            consumer.pointee.spin = Spin.next(state, found: true)
-            return (count, type)
-          }
-          round &+= 1
-          if round & 31 == 0, csvc_now_ns() >= end { break }
-        }
+    var state = consumer.pointee.spin
+    let spun = spin(&state) { () -> (Int, Int)? in
+      guard case .message(let count, let type) = ring.poll(head: &consumer.pointee.head) else {
+        return nil
       }
-      consumer.pointee.spin = Spin.next(state, found: false)
+      return (count, type)
     }
+    consumer.pointee.spin = state
+    if let spun { return spun }
     while true {
       ChannelRing.announce(ring.consumerSleepers)
       var slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
@@ -589,7 +607,7 @@ public final class MessageChannel: @unchecked Sendable {
           slice = Self.earlier(deadline, csvc_now_ns() &+ Self.livenessSlice)
         }
       }
-      if !(try sleep(on: ChannelLayout.dataSemaphore, deadline: slice, "receive")) {
+      if !(try sleep(on: ChannelLayout.dataSemaphore, deadline: slice)) {
         ChannelRing.withdraw(ring.consumerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
           throw IPCError(.busy, "MessageChannel.receive: timed out", errno: .wouldBlock)
@@ -606,6 +624,30 @@ public final class MessageChannel: @unchecked Sendable {
 
   // MARK: Sleeping and waking
 
+  /// The adaptive spin of both sides (``Spin``): calls `attempt` between `pause`s until it gives
+  /// a result or the budget of `state` is spent, then moves `state` on by whether it found one.
+  /// Nothing at all on a machine with one CPU.
+  @inline(__always)
+  private func spin<R, E: Error>(_ state: inout Int64, _ attempt: () throws(E) -> R?) throws(E)
+    -> R?
+  {
+    guard spins else { return nil }
+    let budget = Spin.budget(state)
+    var found: R?
+    if budget > 0 {
+      let end = csvc_now_ns() &+ budget
+      var round = 0
+      while found == nil {
+        csvc_pause()
+        found = try attempt()
+        round &+= 1
+        if round & 31 == 0, csvc_now_ns() >= end { break }
+      }
+    }
+    state = Spin.next(state, found: found != nil)
+    return found
+  }
+
   /// How often a sleeping receiver looks at the writers' liveness when that matters.
   static let livenessSlice: Int64 = 50_000_000
 
@@ -614,37 +656,22 @@ public final class MessageChannel: @unchecked Sendable {
   static let wakerSlice: Int64 = 100_000_000
 
   /// Sleeps on semaphore `index` until posted (true) or `deadline` (false).
-  private func sleep(on index: UInt16, deadline: Int64?, _ what: String) throws(IPCError) -> Bool {
-    let timeout = deadline.map { max(0, $0 &- csvc_now_ns()) } ?? -1
-    let error = csvc_semop(semaphores.id, index, -1, 0, timeout)
-    if error == 0 { return true }
-    if error == EAGAIN { return false }
-    throw semaphoreError(error, what)
+  private func sleep(on index: UInt16, deadline: Int64?) throws(IPCError) -> Bool {
+    try packageSemaphoreOperation(
+      id: semaphores.id, index: index, delta: -1, flags: 0,
+      timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) })
   }
 
-  /// Posts `count` wake-ups on semaphore `index`. A failure (the channel was removed) is left to
-  /// the sleepers, who see it themselves.
+  /// Posts `count` wake-ups on semaphore `index`, in one semop. `count` comes from the segment
+  /// (a sleepers word), so it is untrusted: at most 32767 (`SEMVMX`, the most one semop adds)
+  /// are posted, which wakes every sleeper there can be. A failure (the channel was removed, or
+  /// the semaphore is already near `SEMVMX`: sleepers wake either way) is left to the sleepers,
+  /// who see it themselves.
   func post(_ index: UInt16, _ count: UInt32) {
-    var left = count
-    while left > 0 {
-      let step = min(left, 32767)
-      _ = csvc_semop(semaphores.id, index, Int16(step), 0, -1)
-      left -= step
-    }
-  }
-
-  /// The one place the channel's own semaphore calls map errno to IPCError.
-  private func semaphoreError(_ error: Int32, _ what: String) -> IPCError {
-    let errno = Errno(rawValue: error)
-    switch error {
-    case EIDRM, EINVAL:
-      return IPCError(
-        .existential, "MessageChannel.\(what): the channel was removed", errno: errno)
-    case EACCES:
-      return IPCError(.permissions, "MessageChannel.\(what): permission denied", errno: errno)
-    default:
-      return IPCError(.system, "MessageChannel.\(what): semop failed: \(errno)", errno: errno)
-    }
+    guard count > 0 else { return }
+    _ = try? packageSemaphoreOperation(
+      id: semaphores.id, index: index, delta: Int16(min(count, 32767)), flags: 0,
+      timeoutNanoseconds: nil)
   }
 
   static func nanoseconds(_ duration: Duration) -> Int64 {
@@ -694,6 +721,7 @@ extension ChannelFault {
     case .invalid(let why), .notAChannel(let why): IPCError(.invalidArgument, "\(subject): \(why)")
     case .uninitialised: IPCError(.busy, "\(subject): the channel header is not written yet")
     case .corrupt(let why): IPCError(.internal, "\(subject): corrupt channel: \(why)")
+    case .removed: IPCError(.existential, "\(subject): the channel was removed")
     }
   }
 }

@@ -46,6 +46,7 @@ extension MessageChannel {
     public typealias Failure = IPCError
     let channel: MessageChannel
 
+    /// An iterator that receives the channel's messages one by one (`AsyncSequence`).
     public func makeAsyncIterator() -> Iterator { Iterator(channel: channel) }
 
     /// Receives the next message on each call.

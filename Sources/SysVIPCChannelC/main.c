@@ -5,6 +5,8 @@
 //   produce ID PRODUCER COUNT MAXSIZE [SEED]   sends the test messages (type PRODUCER + 1)
 //   consume ID COUNT                 receives COUNT messages and checks them
 //   remove ID                        removes the channel (segment and semaphore set)
+//   probe ID                         the C side's regression checks on an empty channel the
+//                                    test made; prints what each gave, then removes the channel
 // Messages: bytes 0..<4 producer, 4..<8 sequence (little-endian), byte k >= 8 is
 // (producer * 31 + sequence * 7 + k) mod 256; sizes and the FNV-1a checksum as the Swift
 // helper's ChannelMessage.
@@ -68,7 +70,7 @@ int main(int argc, char **argv) {
       memcpy(p + 4, &s, 4);
       for (uint32_t k = 8; k < n; k++) p[k] = message_byte(producer, s, k);
       checksum += fnv1a(p, n);
-      svc_commit(&c, pos, producer + 1, n);
+      if ((rc = svc_commit(&c, pos, producer + 1, n))) return fail(rc);
     }
     printf("sent=%u\nchecksum=%llu\n", count, (unsigned long long)checksum);
     svc_close(&c);
@@ -106,6 +108,49 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 64; p++)
       if (counts[p]) printf("p%d=%u\n", p, counts[p]);
     free(buf);
+    svc_close(&c);
+  } else if (strcmp(argv[1], "probe") == 0 && argc == 3) {
+    if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
+    uint8_t byte = 7, out[8];
+    uint32_t n;
+    int64_t type;
+    /* A commit after the consumer reclaimed the claim (as for a writer it took for dead). */
+    uint64_t pos;
+    void *p;
+    if ((rc = svc_reserve(&c, 1, 0, -1, &pos, &p))) return fail(rc);
+    __atomic_store_n((uint64_t *)svc__slot(&c, pos), (uint64_t)(svc__lap(&c, pos) + 1) << 32,
+                     __ATOMIC_RELEASE);
+    printf("reclaimed_commit=%d\n", svc_commit(&c, pos, 1, 1));
+    printf("reclaimed_state_kept=%d\n", __atomic_load_n((uint64_t *)svc__slot(&c, pos),
+                                                        __ATOMIC_ACQUIRE) ==
+                                             (uint64_t)(svc__lap(&c, pos) + 1) << 32);
+    c.head = pos + 1; /* the consumer moved past the slot it reclaimed */
+    c.consumer = 0;
+    /* Lap garbage at the head: dropped, and the channel goes on. */
+    if ((rc = svc__become_consumer(&c))) return fail(rc);
+    c.head = pos + 1;
+    uint8_t *slot = svc__slot(&c, c.head);
+    __atomic_store_n((uint64_t *)slot, 77ull << 32 | SVC_COMMITTED, __ATOMIC_RELEASE);
+    printf("lap_garbage=%d\n", svc_receive(&c, out, 8, &n, &type, 0, -1));
+    rc = svc_send(&c, &byte, 1, 1, 0, -1);
+    if (rc == 0) rc = svc_receive(&c, out, 8, &n, &type, 0, -1);
+    printf("after_lap_garbage=%d\n", rc == 0 && n == 1 && out[0] == 7 ? 0 : rc ? rc : -1);
+    /* A sleepers word of 0xFFFFFFFF: one send posts once (the fastest of 10, in microseconds). */
+    int64_t fastest = INT64_MAX;
+    for (int i = 0; i < 10; i++) {
+      __atomic_store_n(svc__u32(&c, 128), 0xFFFFFFFFu, __ATOMIC_SEQ_CST);
+      int64_t start = svc__now();
+      if ((rc = svc_send(&c, &byte, 1, 1, 0, -1))) return fail(rc);
+      int64_t took = svc__now() - start;
+      if (took < fastest) fastest = took;
+      if ((rc = svc_receive(&c, out, 8, &n, &type, 0, -1))) return fail(rc);
+      semctl(c.semid, SVC_SEM_DATA, SETVAL, 0);
+    }
+    printf("scribbled_sleepers_send_us=%lld\n", (long long)(fastest / 1000));
+    /* Removed: a send no longer succeeds into the detached ring. */
+    svc_remove(&c);
+    printf("send_after_remove=%d\n", svc_send(&c, &byte, 1, 1, 0, -1));
+    printf("receive_after_remove=%d\n", svc_receive(&c, out, 8, &n, &type, 0, -1));
     svc_close(&c);
   } else {
     return fail(EINVAL);

@@ -23,6 +23,7 @@
  *    32  u64 segment size = 256 + capacity * stride (<= the segment's real size)
  *    40  u32 producers ever (atomic +1 when a handle registers as a producer)
  *    64  u64 tail        next position to claim (producers; any producer may advance it)
+ *    72  u32 removed     set to 1 by a remover before IPC_RMID: claims and polls fail with EIDRM
  *   128  u32 consumer sleepers   (consumer +1 before it sleeps; a producer takes it and posts)
  *   132  u32 producer sleepers   (each waiting producer +1; the consumer takes and posts)
  *   192  u64 head        next position the consumer reads (recorded for a restarted consumer)
@@ -47,12 +48,15 @@
  *   d > 0:             reload the tail; if it is unchanged and d == 1 (claimed and consumed,
  *                      its writer died before moving the tail): CAS tail t -> t+1; d > 1: corrupt.
  *   otherwise:         corrupt.
- *   Write type, length, payload; then store s.state = (lap, COMMITTED) with release order; then a
+ *   Write type, length, payload; then CAS s.state (lap, pid) -> (lap, COMMITTED) (acq-rel): if it
+ *   fails, the consumer reclaimed the slot (it took the writer for dead: a producer must share
+ *   the consumer's PID namespace) and the message is NOT sent (EPROTO); the state is left alone. Then a
  *   full fence and a load of consumer sleepers: if non-zero, exchange it with 0 and post DATA by
  *   the value taken. A producer that dies before committing leaves its pid in the state: the
  *   consumer sees that process gone (kill(pid, 0) == ESRCH) and frees the slot; nothing of the
  *   message is ever delivered, and no other producer waits for it.
- * CONSUMER: at head h, slot state must be at lap(h): free = empty; committed = read (length is
+ * CONSUMER: at head h, slot state must be at lap(h) (any other lap is garbage: CAS it to
+ *   (lap(h)+1, free), head = h+1, EPROTO); free = empty; committed = read (length is
  *   checked against the max), then store state = (lap+1, free) with release order, head = h+1,
  *   full fence, and post SPACE by the producer sleepers taken (exchange with 0) if non-zero;
  *   abandoned = free it and go on; a pid = being written (or a dead writer: reclaim by CAS
@@ -169,12 +173,9 @@ static inline int svc__semop(int semid, int index, int delta, int flags, int64_t
   }
 }
 
+/* Posts n wake-ups in one semop. n comes from the segment (untrusted): at most 32767 (SEMVMX). */
 static inline void svc__post(const svc_channel *c, int index, uint32_t n) {
-  while (n > 0) {
-    uint32_t step = n > 32767 ? 32767 : n;
-    svc__semop(c->semid, index, (int)step, 0, -1);
-    n -= step;
-  }
+  if (n > 0) svc__semop(c->semid, index, (int)(n > 32767 ? 32767 : n), 0, -1);
 }
 static inline void svc__wake(const svc_channel *c, size_t word, int index) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -229,6 +230,20 @@ static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   return 0;
 }
 
+/* The semaphore set the header names must be the channel's: 4 semaphores with the segment's key
+ * (the set is read from the segment, so it is untrusted: never semop on someone else's set). */
+static inline int svc__check_set(int semid, const struct shmid_ds *ds) {
+  struct semid_ds sds;
+  union {
+    int val;
+    struct semid_ds *buf;
+  } arg;
+  arg.buf = &sds;
+  if (semctl(semid, 0, IPC_STAT, arg) != 0) return errno == EINVAL ? EIDRM : errno;
+  if (sds.sem_nsems != 4 || sds.sem_perm.__key != ds->shm_perm.__key) return EPROTO;
+  return 0;
+}
+
 /* Opens the channel whose segment is `shmid`, waiting up to 10 s for its header. */
 static inline int svc_open(svc_channel *c, int shmid) {
   struct shmid_ds ds;
@@ -241,6 +256,7 @@ static inline int svc_open(svc_channel *c, int shmid) {
     struct timespec t = {0, 1000000};
     nanosleep(&t, NULL);
   }
+  if (rc == 0) rc = svc__check_set(c->semid, &ds);
   if (rc != 0) {
     shmdt(base);
     return rc;
@@ -252,6 +268,7 @@ static inline int svc_open(svc_channel *c, int shmid) {
 /* Creates a channel at `key` (IPC_PRIVATE allowed) with `mode`. */
 static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max, int mode) {
   if (capacity < 1 || capacity > (1u << 24) || max < 1 || max > (1u << 30)) return EINVAL;
+  if (!(mode & 0200)) return EINVAL; /* every side writes into the segment */
   uint64_t stride = (SVC_SLOT_HEADER + (uint64_t)max + 63) / 64 * 64;
   uint64_t total = SVC_HEADER + capacity * stride;
   int shmid = shmget(key, total, IPC_CREAT | IPC_EXCL | (mode & 0777));
@@ -286,12 +303,14 @@ static inline void svc_close(svc_channel *c) {
 }
 
 static inline void svc_remove(svc_channel *c) {
+  __atomic_store_n(svc__u32(c, 72), 1, __ATOMIC_SEQ_CST); /* attached handles stop using it */
   semctl(c->semid, 0, IPC_RMID);
   shmctl(c->shmid, IPC_RMID, NULL);
 }
 
 /* One claim attempt: 0 (claimed *pos), EAGAIN (full) or EPROTO. */
 static inline int svc__claim(svc_channel *c, uint64_t *pos) {
+  if (__atomic_load_n(svc__u32(c, 72), __ATOMIC_RELAXED)) return EIDRM;
   uint64_t *tailp = svc__u64(c, 64);
   uint64_t tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
   for (int tries = 0; tries < (1 << 16); tries++) {
@@ -381,13 +400,19 @@ static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t t
   return rc;
 }
 
-static inline void svc_commit(svc_channel *c, uint64_t pos, int64_t type, uint32_t len) {
+/* Publishes the reserved message: 0, or EPROTO when the consumer reclaimed the slot (it took this
+ * process for dead: another PID namespace?): the message is not sent, the slot is left alone. */
+static inline int svc_commit(svc_channel *c, uint64_t pos, int64_t type, uint32_t len) {
   uint8_t *slot = svc__slot(c, pos);
   memcpy(slot + 8, &type, 8);
   memcpy(slot + 16, &len, 4);
-  __atomic_store_n((uint64_t *)slot, (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED,
-                   __ATOMIC_RELEASE);
+  uint64_t expected = (uint64_t)svc__lap(c, pos) << 32 | c->pid;
+  if (!__atomic_compare_exchange_n((uint64_t *)slot, &expected,
+                                   (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED, 0,
+                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return EPROTO;
   svc__wake(c, 128, SVC_SEM_DATA);
+  return 0;
 }
 
 static inline void svc_abandon(svc_channel *c, uint64_t pos) {
@@ -403,19 +428,26 @@ static inline int svc_send(svc_channel *c, const void *data, uint32_t len, int64
   int rc = svc_reserve(c, len, block, timeout_ns, &pos, &payload);
   if (rc) return rc;
   memcpy(payload, data, len);
-  svc_commit(c, pos, type, len);
-  return 0;
+  return svc_commit(c, pos, type, len);
 }
 
 /* Looks at the head: 0 with the length and type (message, still in place), EAGAIN (empty, or being written
  * by *writer), EPROTO (garbage; a bad committed slot is dropped). */
 static inline int svc__poll(svc_channel *c, uint32_t *len, int64_t *type, uint32_t *writer) {
   *writer = 0;
+  if (__atomic_load_n(svc__u32(c, 72), __ATOMIC_RELAXED)) return EIDRM;
   for (uint32_t i = 0; i <= c->capacity; i++) {
     uint8_t *slot = svc__slot(c, c->head);
     uint32_t lap = svc__lap(c, c->head);
     uint64_t st = __atomic_load_n((uint64_t *)slot, __ATOMIC_ACQUIRE);
-    if ((uint32_t)(st >> 32) != lap) return EPROTO;
+    if ((uint32_t)(st >> 32) != lap) {
+      /* Garbage (the consumer freed this slot for this lap itself): drop it and go on. */
+      uint64_t expected = st;
+      if (__atomic_compare_exchange_n((uint64_t *)slot, &expected, (uint64_t)(lap + 1) << 32, 0,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        __atomic_store_n(svc__u64(c, 192), ++c->head, __ATOMIC_RELAXED);
+      return EPROTO;
+    }
     uint32_t code = (uint32_t)st;
     if (code == SVC_FREE) return EAGAIN;
     if (code == SVC_COMMITTED) {

@@ -21,9 +21,9 @@ import SysVIPCChannel
 /// chan-consume ID COUNT [--ends] [--into]
 ///     receives COUNT messages (or, with --ends, until every producer has gone), checks each one
 ///     and the order per producer; prints received=, checksum=, corrupt=, disorder= and
-///     per-producer counts p<N>=.
+///     per-producer counts p<N>= and checksums c<N>=.
 /// chan-race KEY GATE CAPACITY MAXSIZE
-///     openOrCreate at KEY once GATE is zero; prints created=yes|no and id=.
+///     openOrCreate at KEY once GATE is zero; prints created=yes|no, id= and semid=.
 /// chan-open ID       opens the channel and receives without waiting (for permission tests).
 /// chan-wait-receive ID      prints waiting=yes, then receives, blocking.
 /// chan-wait-send ID         fills the channel, prints waiting=yes, then sends, blocking.
@@ -86,6 +86,7 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
       key: key, capacity: capacity, maxMessageSize: maxSize, timeout: .seconds(30))
     report("created", channel.created ? "yes" : "no")
     report("id", String(channel.channel.id))
+    report("semid", String(channel.channel.semaphoreSetID))
     report("capacity", String(channel.channel.capacity))
   case "chan-open":
     let channel = try MessageChannel.open(id: args.int32("id"))
@@ -181,10 +182,12 @@ enum ChannelMessage {
     var disorder = 0
     var next: [UInt32: UInt32] = [:]
     var counts: [UInt32: Int] = [:]
+    var checksums: [UInt32: UInt64] = [:]
 
     mutating func add(_ message: UnsafeRawBufferPointer, type: Int) {
       received += 1
-      checksum &+= ChannelMessage.hash(message)
+      let hash = ChannelMessage.hash(message)
+      checksum &+= hash
       guard message.count >= 8 else {
         corrupt += 1
         return
@@ -203,6 +206,7 @@ enum ChannelMessage {
       if let expected = next[producer], sequence != expected { disorder += 1 }
       next[producer] = sequence &+ 1
       counts[producer, default: 0] += 1
+      checksums[producer, default: 0] &+= hash
     }
 
     func report() {
@@ -212,6 +216,7 @@ enum ChannelMessage {
       SysVIPCTestHelper.report("disorder", String(disorder))
       for (producer, count) in counts.sorted(by: { $0.key < $1.key }) {
         SysVIPCTestHelper.report("p\(producer)", String(count))
+        SysVIPCTestHelper.report("c\(producer)", String(checksums[producer] ?? 0))
       }
     }
   }

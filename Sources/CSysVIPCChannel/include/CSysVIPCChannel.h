@@ -1,6 +1,6 @@
 // The C side of SysVIPCChannel: atomic operations on words in a shared memory segment (Swift's
-// own atomics cannot be placed on memory the program did not allocate) and one allocation-free
-// semop/semtimedop call for the channel's sleeps and wake-ups. All static inline, so that the
+// own atomics cannot be placed on memory the program did not allocate). The channel's semaphore
+// calls go through SysVIPC's system-call layer (Core/PackageAccess.swift). All static inline, so that the
 // fast path of a channel compiles to plain loads, stores and locked instructions.
 #ifndef CSYSVIPCCHANNEL_H
 #define CSYSVIPCCHANNEL_H
@@ -37,6 +37,9 @@ static inline uint32_t csvc_load32_seqcst(const void *p) {
 static inline uint32_t csvc_load32_relaxed(const void *p) {
   return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
 }
+static inline void csvc_store32_seqcst(void *p, uint32_t v) {
+  __atomic_store_n((uint32_t *)p, v, __ATOMIC_SEQ_CST);
+}
 static inline _Bool csvc_cas32(void *p, uint32_t expected, uint32_t desired) {
   return __atomic_compare_exchange_n((uint32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST);
@@ -58,10 +61,6 @@ static inline void csvc_pause(void) {
   __asm__ __volatile__("yield");
 #endif
 }
-
-/// One semop on one semaphore, with a timeout in nanoseconds (< 0: none); EINTR is retried with
-/// the time left. Returns 0 or the errno. Defined in shim.c.
-int csvc_semop(int32_t semid, uint16_t index, int16_t delta, int16_t flags, int64_t timeout_ns);
 
 /// Whether process `pid` exists (kill(pid, 0) does not fail with ESRCH).
 int csvc_process_exists(int32_t pid);

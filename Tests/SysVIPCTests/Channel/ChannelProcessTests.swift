@@ -168,11 +168,12 @@ struct ChannelProcessTests {
     #expect(consumed.ok, "\(consumed.output)")
     #expect(consumed.value("corrupt") == "0")
     #expect(consumed.value("disorder") == "0")
-    var checksum: UInt64 = 0
     for (p, survivor) in outcomes.enumerated() {
       #expect(survivor.ok, "\(survivor.output)")
       #expect(consumed.value("p\(p)") == String(perSurvivor))
-      checksum &+= UInt64(survivor.value("checksum") ?? "") ?? 0
+      // What each survivor sent arrived byte for byte: its checksum is the consumer's for it.
+      #expect(survivor.value("checksum") != nil)
+      #expect(consumed.value("c\(p)") == survivor.value("checksum"))
     }
     // The victims' messages that were committed arrived whole, in order; count them in.
     #expect(Int(consumed.value("received") ?? "") ?? 0 >= 2 * perSurvivor)
@@ -203,18 +204,30 @@ struct ChannelProcessTests {
 
   /// Of processes racing openOrCreate at one key, exactly one creates; all get the same channel.
   @Test func openOrCreateRaceHasOneCreator() async throws {
-    let key = IPCKey(rawValue: Int32.random(in: 1...Int32.max))
+    // A key nothing uses (checked), and cleanup by the ids the racers report: never remove
+    // what sits at a key this test did not make, and never leave a half-made channel behind.
+    var key = IPCKey(rawValue: Int32.random(in: 1...Int32.max))
+    while (try? SharedMemory(key: key)) != nil || (try? SemaphoreSet(key: key, count: 0)) != nil {
+      key = IPCKey(rawValue: Int32.random(in: 1...Int32.max))
+    }
+    expectIPCError(.existential) { try SharedMemory(key: key) }
+    expectIPCError(.existential) { try SemaphoreSet(key: key, count: 0) }
     let gate = try makeSemaphore(initialValue: 1)
     defer { try? gate.remove() }
+    var outcomes: [HelperProcess.Outcome] = []
     defer {
-      if let channel = try? MessageChannel.open(key: key, timeout: .zero) { try? channel.remove() }
+      for id in Set(outcomes.compactMap { $0.value("id") }).compactMap(Int32.init) {
+        try? SharedMemory.remove(id: id)
+      }
+      for id in Set(outcomes.compactMap { $0.value("semid") }).compactMap(Int32.init) {
+        try? SemaphoreSet.remove(id: id)
+      }
     }
     let racers = try (0..<4).map { _ in
       try HelperProcess(["chan-race", String(key.rawValue), String(gate.id), "8", "64"])
     }
     for racer in racers { try await racer.waitForLine("ready", "yes") }
     try gate.setValue(0)
-    var outcomes: [HelperProcess.Outcome] = []
     for racer in racers { outcomes.append(try await racer.outcome()) }
     #expect(outcomes.allSatisfy { $0.ok }, "\(outcomes.map { $0.output })")
     #expect(outcomes.filter { $0.value("created") == "yes" }.count == 1)

@@ -216,7 +216,10 @@ struct ChannelTests {
   @Test(.timingSensitive) func asyncReceiveHonoursCancellation() async throws {
     try await withAsyncChannel { channel in
       let waiter = Task { try await channel.receive() }
-      try await Task.sleep(for: .milliseconds(50))
+      // Cancel a waiter that sleeps, not one that has not reached the wait yet.
+      try await waitUntil("the receiver sleeps") {
+        try SemaphoreSet(id: channel.semaphoreSetID).waitingForNonzero(at: 0) == 1
+      }
       waiter.cancel()
       let start = ContinuousClock.now
       await #expect {
@@ -231,6 +234,7 @@ struct ChannelTests {
 
   @Test func removalWakesAWaiterInThisProcess() async throws {
     let channel = try MessageChannel.create(key: .private, capacity: 2, maxMessageSize: 8)
+    defer { try? channel.remove() }  // removing twice is harmless
     // The blocking receive runs on a thread of its own, not on one of the few pool threads.
     let waiter = Task { try await onThread { _ = try channel.receive(block: true) } }
     try await waitUntil("the receiver sleeps") {
@@ -287,7 +291,8 @@ struct ChannelUntrustedTests {
   }
 
   /// Garbage written into a live channel's ring gives `.internal` errors naming it, never a
-  /// crash or a hang, and the channel goes on once the garbage is dropped.
+  /// crash or a hang, and the channel goes on once the garbage is dropped (bad lengths, bad
+  /// state codes and states from another lap alike).
   @Test func scribbledStatesAndLengthsGiveInternalErrors() throws {
     try withChannel(capacity: 4, maxMessageSize: 64) { channel in
       let memory = try SharedMemory.attach(id: channel.id)
@@ -308,6 +313,9 @@ struct ChannelUntrustedTests {
         offset: 256 + head * stride)
       let lap = expectIPCError(.internal) { try channel.receive(block: false) }
       #expect(lap?.message.contains("lap 77") == true)
+      // That slot was dropped too: the channel goes on (it used to stay jammed there for good).
+      try channel.send([5])
+      #expect(try channel.receive(block: false).message == [5])
     }
   }
 }
