@@ -225,10 +225,18 @@ public final class SharedMemory: IPCObject {
     let readOnly = flags.contains(.readOnly)
     func map() throws(IPCError) -> UInt {
       let op = IPCOperation("shmat", .sharedMemory, id: id)
-      return UInt(
-        bitPattern: try retryingInterrupts(op) { _ in
-          AttachedRanges.map(id: id, address: address, flags: flags, size: size)
-        })
+      var refused = false
+      do throws(IPCError) {
+        return UInt(
+          bitPattern: try retryingInterrupts(op) { _ in
+            let result = AttachedRanges.map(id: id, address: address, flags: flags, size: size)
+            refused = result == -1 && errno == AttachedRanges.refusedRemap
+            return result
+          })
+      } catch {
+        if refused, let address { throw AttachedRanges.refusal(at: address, id: id) }
+        throw error
+      }
     }
     try gate.withAttachment { (state) throws(IPCError) in
       if state.address == 0 {
