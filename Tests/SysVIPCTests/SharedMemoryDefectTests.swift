@@ -37,9 +37,7 @@ struct SharedMemoryDefectTests {
       // A region of our own (not a freed address, which a parallel test could map meanwhile),
       // unmapped last, after b has left it.
       let length = 8192
-      let reserved = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-      let region = try #require(
-        reserved.flatMap { $0 == UnsafeMutableRawPointer(bitPattern: -1) ? nil : $0 })
+      let region = try reserveAddressRange(length)
       defer { munmap(region, length) }
       let a = try makeSharedMemory(size: 8192, initCharacter: 0x41)
       defer { try? a.remove() }
@@ -66,9 +64,7 @@ struct SharedMemoryDefectTests {
     // re-attaching wherever the kernel puts it, possibly into that hole.
     @Test(.timingSensitive) func remapNeverReplacesARacingAttachment() async throws {
       let length = 4096
-      let reserved = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-      let region = try #require(
-        reserved.flatMap { $0 == UnsafeMutableRawPointer(bitPattern: -1) ? nil : $0 })
+      let region = try reserveAddressRange(length)
       defer { munmap(region, length) }
       let target = UInt(bitPattern: region)
       let a = try makeSharedMemory(size: 4096, initCharacter: 0x41)
