@@ -97,8 +97,12 @@ struct APIContractTests {
     let other = try SharedMemory.attach(id: memory.id, address: nil, flags: [])
     try other.detach()
     try other.attach(address: nil, flags: [.readOnly])
-    let attachFlags: [SharedMemory.AttachFlags] = [.readOnly, .roundAddress, .remap]
-    #expect(attachFlags.count == 3)
+    #if os(Linux)
+      let attachFlags: [SharedMemory.AttachFlags] = [.readOnly, .roundAddress, .remap]
+    #else
+      let attachFlags: [SharedMemory.AttachFlags] = [.readOnly, .roundAddress]
+    #endif
+    #expect(Set(attachFlags.map(\.rawValue)).count == attachFlags.count, "distinct flags")
     try memory.write([1, 2, 3], offset: 0)
     try memory.write("text", offset: 3)
     let bytes: [UInt8] = try memory.read(count: 7, offset: 0)

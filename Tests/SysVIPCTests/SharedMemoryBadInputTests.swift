@@ -114,8 +114,10 @@ struct SharedMemoryBadInputTests {
     }
     #expect(unknown?.message.contains("unknown attach flags") == true)
     #expect(memory.isAttached, "a refused attach leaves the attachment as it was")
-    expectIPCError(.invalidArgument) { try memory.attach(flags: .remap) }
-    #expect(memory.isAttached)
+    #if os(Linux)
+      expectIPCError(.invalidArgument) { try memory.attach(flags: .remap) }
+      #expect(memory.isAttached)
+    #endif
     let address = try #require(memory.address)
     // The kernel picks no address when asked for a misaligned one without SHM_RND.
     expectIPCError(.invalidArgument) {

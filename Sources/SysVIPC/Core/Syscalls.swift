@@ -8,9 +8,11 @@ import CSysVIPC
   import Darwin
 #endif
 
-// The one layer between this package and the operating system: every System V call and every
-// call into the C shim (CSysVIPC) goes through a `system_*` function here, and nothing else in
-// the package makes them (swift-system's pattern). Each returns what the call returned, with
+// The one layer between the SysVIPC library and the operating system: every System V call,
+// every call into the C shim (CSysVIPC) and the other system calls the library makes (threads,
+// signals, clocks, `kill`, reading `/proc`) go through a `system_*` function here, and no other
+// file of the library makes them (swift-system's pattern; FaultInjectionTests'
+// `onlyTheSyscallLayerCallsTheSystem` checks it). Other targets of the package have their own. Each returns what the call returned, with
 // errno as the call set it; errors are mapped in one place (`IPCError.system`) and EINTR is
 // retried in one place (`retryingInterrupts`).
 //
@@ -354,6 +356,34 @@ func system_sleep(_ nanoseconds: Int64) {
 /// `sched_yield`.
 @inline(__always)
 func system_yield() { sched_yield() }
+
+// MARK: Processes
+
+/// `kill(pid, signal)`: 0, or -1 with errno (`kill(pid, 0)` only asks whether `pid` exists).
+func system_kill(_ pid: pid_t, _ signal: Int32) -> Int32 { kill(pid, signal) }
+
+/// Reads up to `buffer.count` bytes of the file at `path` (a NUL-terminated C string) from its
+/// start (`open`, one `read`, `close`): the count read, or -1 with errno. Allocates nothing.
+func system_readFile(_ path: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer)
+  -> Int
+{
+  let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+  guard descriptor >= 0 else { return -1 }
+  let count = read(descriptor, buffer.baseAddress, buffer.count)
+  let saved = errno
+  close(descriptor)
+  errno = saved
+  return count
+}
+
+// MARK: Memory
+
+/// `malloc`: a block aligned for any C type, or `nil` when memory runs out (where Swift's
+/// allocators trap).
+func system_malloc(_ size: Int) -> UnsafeMutableRawPointer? { malloc(size) }
+
+/// `free`.
+func system_free(_ block: UnsafeMutableRawPointer?) { free(block) }
 
 /// The page size (`sysconf(_SC_PAGESIZE)`).
 func system_pageSize() -> Int { Int(sysconf(Int32(_SC_PAGESIZE))) }

@@ -50,14 +50,14 @@ extension MessageQueue {
       }
       // malloc, not allocate(byteCount:alignment:), which traps when memory runs out; its
       // blocks are aligned for any C type, a C long included.
-      guard let block = malloc(MessageQueueCall.headerSize + capacity) else {
+      guard let block = system_malloc(MessageQueueCall.headerSize + capacity) else {
         throw .outOfRange("MessageBuffer: capacity \(capacity) cannot be allocated (malloc failed)")
       }
       self.capacity = capacity
       self.block = block
     }
 
-    deinit { free(block) }
+    deinit { system_free(block) }
 
     /// Sets the text's length to `count` (clamped to 0...``capacity``) and lets `body` write it
     /// in place.

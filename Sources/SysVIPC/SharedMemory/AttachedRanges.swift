@@ -13,21 +13,33 @@ import Synchronization
 /// (`SHM_REMAP`, which replaces whatever is mapped at an address) is refused over a mapping
 /// that another `SharedMemory` still uses: the kernel would silently swap that object's bytes
 /// and its later `shmdt` would unmap the new mapping under the other object's feet.
+///
+/// The lock is held only around the table's lookups and updates, never across `shmat` or
+/// `shmdt`. What keeps a `.remap` check and its `shmat` together is a count instead: ordinary
+/// attaches and detaches in flight are counted, and a `.remap` attach first stops new ones,
+/// waits until those in flight are done, then checks and maps alone; ordinary ones meanwhile
+/// wait for it (yielding), so no other mapping can appear or vanish in between.
 enum AttachedRanges {
-  /// Start address → end address (exclusive, page-rounded), under ``locked``; `shmat` and
-  /// `shmdt` run under it too, so that a check and the mapping it allows cannot be separated.
-  nonisolated(unsafe) private static var table: [UInt: UInt] = [:]
-  /// The lock of ``table``: an atomic flag rather than a `Mutex`, whose lock ThreadSanitizer does
-  /// not see in debug builds (it then reports every access to the table as a race). Held only
-  /// for a `shmat` or `shmdt` of this process, never on an access path.
-  private static let locked = Atomic<Bool>(false)
+  private struct State: ~Copyable {
+    /// Start address → end address (exclusive, page-rounded).
+    var table: [UInt: UInt] = [:]
+    /// Ordinary `shmat`s and `shmdt`s between their two critical sections.
+    var inFlight = 0
+    /// A `.remap` attach is waiting or mapping: no ordinary one may start.
+    var remapping = false
+  }
+  private static let state = Mutex(State())
 
-  private static func withRanges<R>(_ body: (inout [UInt: UInt]) -> R) -> R {
-    while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+  /// Runs `body` under the lock as soon as `ready` holds there, yielding in between (only while
+  /// a `.remap` attach is under way, or waits for those in flight).
+  private static func when<R>(
+    _ ready: (borrowing State) -> Bool, _ body: (inout State) -> R
+  ) -> R {
+    while true {
+      let result: R? = state.withLock { state in ready(state) ? body(&state) : nil }
+      if let result { return result }
       system_yield()
     }
-    defer { locked.store(false, ordering: .releasing) }
-    return body(&table)
   }
 
   /// The range a mapping of `size` bytes at `address` covers (`SHM_RND` rounds the address
@@ -53,7 +65,7 @@ enum AttachedRanges {
   /// Refuses `SHM_REMAP` over a range another attachment holds (`except`: the caller's own
   /// mapping, which it replaces).
   static func checkRemap(_ range: Range<UInt>, except: UInt, id: Int32) throws(IPCError) {
-    if let holder = withRanges({ holder(of: range, except: except, in: $0) }) {
+    if let holder = state.withLock({ holder(of: range, except: except, in: $0.table) }) {
       throw refusal(range, holder, id: id)
     }
   }
@@ -62,31 +74,70 @@ enum AttachedRanges {
   static func map(id: Int32, address: UnsafeRawPointer?, flags: SharedMemory.AttachFlags, size: Int)
     -> Int
   {
-    withRanges { ranges in
-      let remap = !SharedMemory.AttachFlags.remap.isEmpty && flags.contains(.remap)
-      if remap, let address {
-        let range = range(
-          at: UInt(bitPattern: address), size: size, rounding: flags.contains(.roundAddress))
-        if holder(of: range, except: 0, in: ranges) != nil {
-          errno = EBUSY  // checkRemap reported it before; only a racing attach gets here
-          return -1
-        }
-      }
-      let result = system_shmat(id, address, flags.rawValue)
+    #if os(Linux)
+      let remap = flags.contains(.remap)
+    #else
+      let remap = false
+    #endif
+    let record = { (result: Int, state: inout State) in
       if result != -1 {
         let start = UInt(bitPattern: result)
-        ranges[start] = range(at: start, size: size, rounding: false).upperBound
+        state.table[start] = range(at: start, size: size, rounding: false).upperBound
+      }
+    }
+    guard remap, let address else {
+      when({ !$0.remapping }) { $0.inFlight += 1 }
+      let result = system_shmat(id, address, flags.rawValue)
+      state.withLock { state in
+        state.inFlight -= 1
+        record(result, &state)
       }
       return result
     }
+    // Stop new ordinary attaches and detaches, wait for those in flight, then check and map
+    // alone: nothing can appear in or leave the range between the check and the shmat.
+    when({ !$0.remapping }) { $0.remapping = true }
+    let free = when({ $0.inFlight == 0 }) { state in
+      let range = range(
+        at: UInt(bitPattern: address), size: size, rounding: flags.contains(.roundAddress))
+      return holder(of: range, except: 0, in: state.table) == nil
+    }
+    guard free else {
+      state.withLock { $0.remapping = false }
+      errno = refusedRemap
+      return -1
+    }
+    let result = system_shmat(id, address, flags.rawValue)
+    state.withLock { state in
+      state.remapping = false
+      record(result, &state)
+    }
+    return result
   }
 
-  /// `shmdt`, forgetting the mapping; `shmdt`'s result.
+  /// `shmdt`, forgetting the mapping first (so that no attach that gets the address back can
+  /// lose its entry); `shmdt`'s result.
   static func unmap(_ address: UInt) -> Int32 {
-    withRanges { ranges in
-      ranges[address] = nil
-      return system_shmdt(address)
+    when({ !$0.remapping }) { state in
+      state.table[address] = nil
+      state.inFlight += 1
     }
+    let result = system_shmdt(address)
+    state.withLock { $0.inFlight -= 1 }
+    return result
+  }
+
+  /// The errno of ``map(id:address:flags:size:)`` when it refuses a `.remap` over another
+  /// attachment (`SHM_REMAP` itself never gives `EBUSY`).
+  static let refusedRemap = EBUSY
+
+  /// The refusal when another attachment holds part of the range of a `.remap` at `address`.
+  static func refusal(at address: UnsafeRawPointer, id: Int32) -> IPCError {
+    IPCError(
+      .invalidArgument,
+      "shmat on shared memory \(id): .remap (SHM_REMAP) at "
+        + "0x\(String(UInt(bitPattern: address), radix: 16)) would replace the mapping of another "
+        + "SharedMemory of this process; detach it first")
   }
 
   private static func refusal(_ range: Range<UInt>, _ holder: UInt, id: Int32) -> IPCError {

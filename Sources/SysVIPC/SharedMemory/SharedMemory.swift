@@ -168,17 +168,17 @@ public final class SharedMemory: IPCObject {
     /// `SHM_RND`: round an `address` down to a multiple of `SHMLBA` (the page size on most
     /// systems) instead of refusing an unaligned one.
     public static let roundAddress = AttachFlags(rawValue: SHM_RND)
-    /// `SHM_REMAP` (Linux only; an empty flag elsewhere): replace any mapping at `address`,
-    /// instead of failing with ``IPCError/Kind/invalidArgument``. Needs an `address`; refused over
-    /// another `SharedMemory` attachment of this process (see
-    /// ``SharedMemory/attach(address:flags:)``).
     #if os(Linux)
+      /// `SHM_REMAP` (Linux only: elsewhere it does not exist): replace any mapping at
+      /// `address`, instead of failing with ``IPCError/Kind/invalidArgument``. Needs an
+      /// `address`; refused over another `SharedMemory` attachment of this process (see
+      /// ``SharedMemory/attach(address:flags:)``).
       public static let remap = AttachFlags(rawValue: SHM_REMAP)
-    #else
-      public static let remap = AttachFlags(rawValue: 0)
-    #endif
 
-    static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
+      static let known: AttachFlags = [.readOnly, .roundAddress, .remap]
+    #else
+      static let known: AttachFlags = [.readOnly, .roundAddress]
+    #endif
   }
 
   /// Attaches the segment to this process (`shmat`). The initializer already attached it: call
@@ -213,7 +213,11 @@ public final class SharedMemory: IPCObject {
       throw .invalid(
         "shmat on shared memory \(id): unknown attach flags 0x\(String(flags.rawValue, radix: 16))")
     }
-    let remap = !AttachFlags.remap.isEmpty && flags.contains(.remap)
+    #if os(Linux)
+      let remap = flags.contains(.remap)
+    #else
+      let remap = false
+    #endif
     if address == nil && remap {
       throw .invalid("shmat on shared memory \(id): .remap (SHM_REMAP) needs an address")
     }
@@ -221,10 +225,18 @@ public final class SharedMemory: IPCObject {
     let readOnly = flags.contains(.readOnly)
     func map() throws(IPCError) -> UInt {
       let op = IPCOperation("shmat", .sharedMemory, id: id)
-      return UInt(
-        bitPattern: try retryingInterrupts(op) { _ in
-          AttachedRanges.map(id: id, address: address, flags: flags, size: size)
-        })
+      var refused = false
+      do throws(IPCError) {
+        return UInt(
+          bitPattern: try retryingInterrupts(op) { _ in
+            let result = AttachedRanges.map(id: id, address: address, flags: flags, size: size)
+            refused = result == -1 && errno == AttachedRanges.refusedRemap
+            return result
+          })
+      } catch {
+        if refused, let address { throw AttachedRanges.refusal(at: address, id: id) }
+        throw error
+      }
     }
     try gate.withAttachment { (state) throws(IPCError) in
       if state.address == 0 {

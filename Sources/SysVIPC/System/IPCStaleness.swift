@@ -183,23 +183,41 @@ extension IPCSystem {
   /// which also means it exists) and, on Linux, `/proc/PID/stat` does not show a zombie.
   static func isAlive(_ pid: pid_t) -> Bool {
     guard pid > 0 else { return false }
-    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+    guard system_kill(pid, 0) == 0 || errno == EPERM else { return false }
     #if os(Linux)
-      let descriptor = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-      guard descriptor >= 0 else { return true }
-      defer { close(descriptor) }
-      var buffer = [UInt8](repeating: 0, count: 512)
-      let count = read(descriptor, &buffer, buffer.count)
-      guard count > 0 else { return true }
-      // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the state follows the
-      // last ')'.
-      let text = buffer[0..<count]
-      if let close = text.lastIndex(of: UInt8(ascii: ")")), close + 2 < count {
-        let state = text[close + 2]
+      // "/proc/PID/stat" is built and read on the stack: nothing is allocated per pid.
+      return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+        var length = 0
+        func append(_ byte: UInt8) {
+          buffer[length] = byte
+          length += 1
+        }
+        for byte in "/proc/".utf8 { append(byte) }
+        var digits = UInt32(pid)
+        var divisor: UInt32 = 1
+        while divisor <= digits / 10 { divisor *= 10 }
+        while divisor > 0 {
+          append(UInt8(ascii: "0") + UInt8(digits / divisor))
+          digits %= divisor
+          divisor /= 10
+        }
+        for byte in "/stat".utf8 { append(byte) }
+        append(0)
+        let count = buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: length) {
+          system_readFile($0, into: UnsafeMutableRawBufferPointer(buffer))
+        }
+        guard count > 0 else { return true }  // unreadable: kill already found it
+        // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the state follows the
+        // last ')'.
+        var close = count - 1
+        while close >= 0 && buffer[close] != UInt8(ascii: ")") { close -= 1 }
+        guard close >= 0, close + 2 < count else { return true }
+        let state = buffer[close + 2]
         return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
       }
+    #else
+      return true
     #endif
-    return true
   }
 
   /// `1d 2h`, `5m 3s`, `42s`: the two largest units.
