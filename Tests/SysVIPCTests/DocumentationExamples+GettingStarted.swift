@@ -100,11 +100,17 @@ struct DocumentationExamplesGettingStarted {
         try answerOneRequest(on: queue)
       }
     }
-    // GettingStarted.md: asking.
-    let answer = try ask("hello", on: queue, replyType: Int(getpid()) + 1)
-    // answer == "HELLO"
+    // The client blocks in msgrcv until the server answers: on a thread of its own too, never
+    // on one of Swift concurrency's threads, which the server's task needs to start (with all
+    // of them blocked, other tests stall until a timeout).
+    let answer = try await onThread {
+      // GettingStarted.md: asking.
+      let answer = try ask("hello", on: queue, replyType: Int(getpid()) + 1)
+      // answer == "HELLO"
+      return answer
+    }
     #expect(answer == "HELLO")
-    #expect(try ask("again", on: queue, replyType: 7) == "AGAIN")
+    #expect(try await onThread { try ask("again", on: queue, replyType: 7) } == "AGAIN")
     try await server.value
     #expect(try queue.currentMessages == 0)
   }

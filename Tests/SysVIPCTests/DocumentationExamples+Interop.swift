@@ -91,8 +91,12 @@ struct DocumentationExamplesInterop {
     defer { try? queue.remove() }
     // Start the other program with the key: python3 shout.py <queue.key.rawValue>
     let other = try LaunchedProcess(python3!, [script, "\(queue.key.rawValue)"])
-    let answer = try askOtherProgram("hello from Swift", on: queue)
-    // answer == "HELLO FROM SWIFT"
+    // askOtherProgram blocks until the other program answers: on a thread of its own.
+    let answer = try await onThread {
+      let answer = try askOtherProgram("hello from Swift", on: queue)
+      // answer == "HELLO FROM SWIFT"
+      return answer
+    }
     let outcome = try await other.outcome()
     #expect(outcome.status == 0, "\(outcome)")
     #expect(answer == "HELLO FROM SWIFT")
@@ -109,7 +113,8 @@ struct DocumentationExamplesInterop {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
     let other = try LaunchedProcess(directory + "/shout", ["\(queue.key.rawValue)"])
-    #expect(try askOtherProgram("hello from Swift", on: queue) == "HELLO FROM SWIFT")
+    let answer = try await onThread { try askOtherProgram("hello from Swift", on: queue) }
+    #expect(answer == "HELLO FROM SWIFT")
     let outcome = try await other.outcome()
     #expect(outcome.status == 0, "\(outcome)")
   }

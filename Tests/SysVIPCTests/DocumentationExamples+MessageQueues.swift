@@ -76,10 +76,14 @@ struct DocumentationExamplesAsyncAwait {
   @Test func serverAndClient() async throws {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
+    // The server is a new task: it starts, and resumes after its msgrcv, only when a Swift
+    // concurrency thread is free. While `swift test` starts its ~340 tests on a 2-core machine,
+    // every test queued before it runs first: a full run measured the server starting 5.1 s
+    // after the client sent (it then answered in 0.2 ms). 30 s covers that queue.
     let server = Task { try await reverseServer(queue) }
     // AsyncAwait.md: a client.
     try await queue.send("stressed", type: 1)
-    let (reply, _) = try await queue.receive(type: 2, timeout: .seconds(5))
+    let (reply, _) = try await queue.receive(type: 2, timeout: .seconds(30))
     // String(decoding: reply, as: UTF8.self) == "desserts"
     #expect(String(decoding: reply, as: UTF8.self) == "desserts")
     // AsyncAwait.md: stopping the server.
@@ -93,7 +97,8 @@ struct DocumentationExamplesAsyncAwait {
     defer { try? queue.remove() }
     let server = Task { try await reverseServer(queue) }
     try await queue.send("abc", type: 1)
-    #expect(try await queue.receive(type: 2, timeout: .seconds(5)).message == Array("cba".utf8))
+    // 30 s: the server task may wait for a free thread, as in serverAndClient.
+    #expect(try await queue.receive(type: 2, timeout: .seconds(30)).message == Array("cba".utf8))
     try queue.remove()
     try await server.value
   }

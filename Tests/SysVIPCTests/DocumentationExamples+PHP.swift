@@ -145,7 +145,7 @@ struct DocumentationExamplesPHP {
       try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent)
     }
     let other = try LaunchedProcess(php!, [script, "\(queue.key.rawValue)"])
-    let answer = try askOtherProgram("hello from Swift", on: queue)
+    let answer = try await onThread { try askOtherProgram("hello from Swift", on: queue) }
     let outcome = try await other.outcome()
     #expect(outcome.status == 0, "\(outcome)")
     #expect(answer == "HELLO FROM SWIFT")
