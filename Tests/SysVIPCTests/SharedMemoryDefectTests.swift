@@ -34,11 +34,10 @@ struct SharedMemoryDefectTests {
     }
 
     @Test func remapOverMemoryNoAttachmentHoldsWorks() throws {
-      // A region of our own (not a freed address, which a parallel test could map meanwhile),
-      // unmapped last, after b has left it.
+      // A region of our own (not a freed address, which a parallel test could map meanwhile);
+      // never unmapped (see reserveAddressRange).
       let length = 8192
       let region = try reserveAddressRange(length)
-      defer { munmap(region, length) }
       let a = try makeSharedMemory(size: 8192, initCharacter: 0x41)
       defer { try? a.remove() }
       let b = try makeSharedMemory(size: 4096, initCharacter: 0x42)
@@ -65,7 +64,6 @@ struct SharedMemoryDefectTests {
     @Test(.timingSensitive) func remapNeverReplacesARacingAttachment() async throws {
       let length = 4096
       let region = try reserveAddressRange(length)
-      defer { munmap(region, length) }
       let target = UInt(bitPattern: region)
       let a = try makeSharedMemory(size: 4096, initCharacter: 0x41)
       defer { try? a.remove() }
