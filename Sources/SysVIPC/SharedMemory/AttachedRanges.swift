@@ -20,7 +20,7 @@ import Synchronization
 /// waits until those in flight are done, then checks and maps alone; ordinary ones meanwhile
 /// wait for it (yielding), so no other mapping can appear or vanish in between.
 enum AttachedRanges {
-  private struct State: ~Copyable {
+  private struct State {
     /// Start address → end address (exclusive, page-rounded).
     var table: [UInt: UInt] = [:]
     /// Ordinary `shmat`s and `shmdt`s between their two critical sections.
@@ -28,12 +28,31 @@ enum AttachedRanges {
     /// A `.remap` attach is waiting or mapping: no ordinary one may start.
     var remapping = false
   }
-  private static let state = Mutex(State())
+  private static let state = TableLock()
+
+  /// The table's lock: one atomic word, held only for a few table operations (never across a
+  /// system call), so a waiter yields. Not `Mutex`: on Linux it waits on a futex that
+  /// ThreadSanitizer does not see, and every access it guards was reported as a race (187
+  /// false reports failed `Scripts/sanitize.sh thread`); acquire and release atomics it sees.
+  private final class TableLock: @unchecked Sendable {
+    private let held = Atomic<Bool>(false)
+    // Only read or written between a successful acquiring exchange of `held` and its
+    // releasing store.
+    private var value = State()
+
+    func withLock<R>(_ body: (inout State) -> R) -> R {
+      while !held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+        system_yield()
+      }
+      defer { held.store(false, ordering: .releasing) }
+      return body(&value)
+    }
+  }
 
   /// Runs `body` under the lock as soon as `ready` holds there, yielding in between (only while
   /// a `.remap` attach is under way, or waits for those in flight).
   private static func when<R>(
-    _ ready: (borrowing State) -> Bool, _ body: (inout State) -> R
+    _ ready: (State) -> Bool, _ body: (inout State) -> R
   ) -> R {
     while true {
       let result: R? = state.withLock { state in ready(state) ? body(&state) : nil }
