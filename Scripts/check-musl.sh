@@ -60,7 +60,7 @@ var errno: Int32 {
 func open(_ path: UnsafePointer<CChar>, _ oflag: Int32) -> Int32 { fatalError("type-check only") }
 EOF
 
-flags=(-module-cache-path "$work/cache" -I "$work/mods" -I "$work/out" -swift-version 6
+flags=(-module-cache-path "$work/cache" -I "$work/mods" -I "$work/out" -swift-version 6 -package-name swift_sysv_ipc
   -parse-as-library -Xcc -nostdinc -Xcc -isystem -Xcc "$clang_include"
   -Xcc -isystem -Xcc "$musl_include" -Xcc -idirafter -Xcc /usr/include
   -Xcc -idirafter -Xcc "/usr/include/$arch-linux-gnu" -Xcc -D_GNU_SOURCE
