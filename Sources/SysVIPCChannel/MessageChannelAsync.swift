@@ -1,6 +1,7 @@
 import CSysVIPCChannel
 import Synchronization
 import SysVIPC
+import SystemPackage
 
 #if canImport(Glibc)
   import Glibc
@@ -90,7 +91,7 @@ extension MessageChannel {
     let result: Result<T, IPCError> = await withTaskCancellationHandler {
       await withCheckedContinuation {
         (continuation: CheckedContinuation<Result<T, IPCError>, Never>) in
-        runOnThread {
+        let started = packageStartThread {
           while true {
             if cancelled.load(ordering: .acquiring) {
               return continuation.resume(
@@ -111,39 +112,19 @@ extension MessageChannel {
             }
           }
         }
+        // No thread: fail the wait (nothing was consumed) rather than block this cooperative
+        // thread, which the sender or receiver may need to run.
+        if started != 0 {
+          continuation.resume(
+            returning: .failure(
+              IPCError(
+                .system, "MessageChannel.\(what): no thread to wait on (pthread_create failed)",
+                errno: Errno(rawValue: started))))
+        }
       }
     } onCancel: {
       cancelled.store(true, ordering: .releasing)
     }
     return try result.get()
-  }
-}
-
-/// Runs `body` on a detached thread of its own (on the caller's thread if none can be had).
-private func runOnThread(_ body: @escaping @Sendable () -> Void) {
-  final class Box: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-  }
-  let box = Unmanaged.passRetained(Box(body)).toOpaque()
-  #if canImport(Glibc)
-    var thread = pthread_t()
-  #else
-    var thread: pthread_t? = nil
-  #endif
-  let rc = pthread_create(
-    &thread, nil,
-    { raw in
-      #if canImport(Glibc) || canImport(Musl)
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-      #else
-        Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-      #endif
-      return nil
-    }, box)
-  if rc == 0 {
-    pthread_detach(thread)
-  } else {
-    Unmanaged<Box>.fromOpaque(box).takeRetainedValue().body()
   }
 }

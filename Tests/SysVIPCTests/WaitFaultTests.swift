@@ -1,3 +1,4 @@
+import SysVIPCChannel
 import SystemPackage
 import Testing
 
@@ -51,5 +52,28 @@ struct WaitFaultTests {
     try await queue.send("x")
     try await acquired
     #expect(try await received.message == Array("x".utf8))
+  }
+
+  /// The channel's async waits start their thread through the same layer: without one, the
+  /// receive fails (nothing consumed) instead of running on a cooperative thread.
+  @Test func aChannelsAsyncReceiveWithoutAThreadFails() async throws {
+    let channel = try MessageChannel.create(key: .private, capacity: 4, maxMessageSize: 8)
+    defer { try? channel.remove() }
+    let plan = FaultPlan(.init(.pthreadCreate, errno: EAGAIN, times: 100))
+    await FaultPlan.$current.withValue(plan) {
+      do throws(IPCError) {
+        _ = try await channel.receive(timeout: .seconds(30))
+        Issue.record("receive completed without a message or a thread")
+      } catch {
+        #expect(error.kind == .system, "\(error)")
+        #expect(error.errno == .resourceTemporarilyUnavailable, "\(error)")
+        #expect(error.message.contains("pthread_create"), "\(error)")
+      }
+    }
+    // With threads it waits, and takes the message sent meanwhile.
+    async let received = channel.receive(timeout: .seconds(30))
+    try await channel.send(Array("x".utf8), type: 3)
+    let (message, type) = try await received
+    #expect(message == Array("x".utf8) && type == 3)
   }
 }

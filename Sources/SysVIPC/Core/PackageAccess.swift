@@ -53,3 +53,11 @@ package func packageSemaphoreOperation(
   }
   return rc == 0
 }
+
+/// Starts a detached thread (256 KiB of stack, as the wait pool's) running `body`, through the
+/// system-call layer; returns 0 or `pthread_create`'s error number. For waits that must leave
+/// Swift concurrency's threads: when no thread can be had, the caller fails the wait rather than
+/// run it on a cooperative thread.
+package func packageStartThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
+  system_threadCreate(stackSize: 256 * 1024, body)
+}
