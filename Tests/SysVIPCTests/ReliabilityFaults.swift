@@ -208,7 +208,10 @@ extension ReliabilityFaultTests {
       command = ["mq-send", String(queue.id), "late"]
     }
     let helper = try HelperProcess([handler] + command + ["--timeout", "2"])
-    try await helper.waitForLine("waiting", "yes")
+    // Signal a helper that sleeps in the wait itself (its /proc state and wait channel), not
+    // one that has only printed that it is about to wait.
+    let call = ["acquire": "semtimedop", "receive": "msgrcv"][operation] ?? "msgsnd"
+    try await waitUntilBlocked(helper, in: call)
     let clock = ContinuousClock()
     let start = clock.now
     var stopped = false
