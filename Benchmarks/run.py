@@ -89,8 +89,9 @@ def cases(pins, scale):
         if split:
             out.append(("limit_pingpong", ["limit_pingpong", "--pin", pin, "--iterations", n(200_000)]))
     # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
-    # wake-up per ms, so ~0.35 s a run. --api blocking: the blocking receive, against the same C.
-    for api in ["async", "blocking"]:
+    # wake-up per ms, so ~0.35 s a run. --api blocking: the blocking receive, against the same C;
+    # --api executor: the async receive in a task that prefers IPCWaitExecutor.
+    for api in ["async", "executor", "blocking"]:
         for pin in ["none"] + pins:
             out.append(("mq_wake", ["mq_wake", "--api", api, "--pin", pin, "--iterations", n(300)]))
     return out

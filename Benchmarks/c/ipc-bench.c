@@ -486,7 +486,9 @@ static void mq_wake(struct options *o) {
   }
   join_child();
   clean_up();
-  const char *api = strcmp(o->api, "blocking") == 0 ? "blocking" : "async";
+  const char *api = strcmp(o->api, "blocking") == 0   ? "blocking"
+                    : strcmp(o->api, "executor") == 0 ? "executor"
+                                                      : "async";
   report("mq_wake", n, sum, -1, 0, format("size=%ld api=%s pin=%s", size, api, pin_names[o->pin]));
 }
 
@@ -937,7 +939,8 @@ int main(int argc, char **argv) {
       if (*end || o.size <= 0) fail("bad --size %s", value);
     } else if (strcmp(flag, "--api") == 0) {
       if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0 &&
-          strcmp(value, "buffer") != 0 && strcmp(value, "async") != 0 && strcmp(value, "blocking") != 0)
+          strcmp(value, "buffer") != 0 && strcmp(value, "async") != 0 && strcmp(value, "blocking") != 0 &&
+          strcmp(value, "executor") != 0)
         fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {

@@ -407,6 +407,13 @@ public final class MessageChannel: @unchecked Sendable {
   @usableFromInline func claim(count: Int, type: Int, block: Bool, timeout: Duration?)
     throws(IPCError) -> UInt64
   {
+    try claim(count: count, type: type, block: block, timeout: timeout, stop: nil)
+  }
+
+  /// Claims a slot; a wait for space ends early when `stop` (an async wait's ticket) is stopped.
+  func claim(count: Int, type: Int, block: Bool, timeout: Duration?, stop: WaitTicket?)
+    throws(IPCError) -> UInt64
+  {
     guard type > 0 else {
       throw IPCError(.invalidArgument, "MessageChannel.send: type \(type) must be > 0")
     }
@@ -423,11 +430,11 @@ public final class MessageChannel: @unchecked Sendable {
       guard block else {
         throw IPCError(.busy, "MessageChannel.send: the channel is full", errno: .wouldBlock)
       }
-      return try waitForSpace(timeout: timeout)
+      return try waitForSpace(timeout: timeout, stop: stop)
     }
   }
 
-  private func waitForSpace(timeout: Duration?) throws(IPCError) -> UInt64 {
+  private func waitForSpace(timeout: Duration?, stop: WaitTicket?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     var state = producerSpin.load(ordering: .relaxed)
     let spun = try spin(&state) { () throws(IPCError) -> UInt64? in
@@ -451,7 +458,13 @@ public final class MessageChannel: @unchecked Sendable {
       case .full: break
       }
       let slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
-      let woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice)
+      let woken: Bool
+      do {
+        woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice, stop: stop)
+      } catch {
+        ChannelRing.withdraw(ring.producerSleepers)
+        throw error
+      }
       if !woken {
         ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
@@ -523,9 +536,18 @@ public final class MessageChannel: @unchecked Sendable {
     block: Bool = true, timeout: Duration? = nil,
     _ body: (UnsafeRawBufferPointer, _ type: Int) throws(IPCError) -> R
   ) throws(IPCError) -> R {
+    try withReceived(block: block, timeout: timeout, stop: nil, body)
+  }
+
+  /// ``withReceived(block:timeout:_:)`` whose wait ends early when `stop` (an async wait's
+  /// ticket) is stopped.
+  func withReceived<R>(
+    block: Bool, timeout: Duration?, stop: WaitTicket?,
+    _ body: (UnsafeRawBufferPointer, _ type: Int) throws(IPCError) -> R
+  ) throws(IPCError) -> R {
     try beginReceiving()
     defer { receiving.store(false, ordering: .releasing) }
-    let (count, type) = try awaitMessage(block: block, timeout: timeout)
+    let (count, type) = try awaitMessage(block: block, timeout: timeout, stop: stop)
     let result = try body(
       UnsafeRawBufferPointer(start: ring.payload(at: consumer.pointee.head), count: count), type)
     ring.release(head: &consumer.pointee.head)
@@ -560,7 +582,9 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// Waits for a message at the head: spins (adaptively), then sleeps on the semaphore set.
-  private func awaitMessage(block: Bool, timeout: Duration?) throws(IPCError) -> (Int, Int) {
+  private func awaitMessage(block: Bool, timeout: Duration?, stop: WaitTicket?) throws(IPCError)
+    -> (Int, Int)
+  {
     switch ring.poll(head: &consumer.pointee.head) {
     case .message(let count, let type): return (count, type)
     case .fault(let fault): throw fault.error("MessageChannel.receive")
@@ -607,7 +631,14 @@ public final class MessageChannel: @unchecked Sendable {
           slice = Self.earlier(deadline, csvc_now_ns() &+ Self.livenessSlice)
         }
       }
-      if !(try sleep(on: ChannelLayout.dataSemaphore, deadline: slice)) {
+      let woken: Bool
+      do {
+        woken = try sleep(on: ChannelLayout.dataSemaphore, deadline: slice, stop: stop)
+      } catch {
+        ChannelRing.withdraw(ring.consumerSleepers)
+        throw error
+      }
+      if !woken {
         ChannelRing.withdraw(ring.consumerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
           throw IPCError(.busy, "MessageChannel.receive: timed out", errno: .wouldBlock)
@@ -655,11 +686,14 @@ public final class MessageChannel: @unchecked Sendable {
   /// between taking the sleepers word and posting would otherwise leave it asleep for good.
   static let wakerSlice: Int64 = 100_000_000
 
-  /// Sleeps on semaphore `index` until posted (true) or `deadline` (false).
-  private func sleep(on index: UInt16, deadline: Int64?) throws(IPCError) -> Bool {
+  /// Sleeps on semaphore `index` until posted (true) or `deadline` (false); with `stop`, until
+  /// it is stopped too (then throws the cancellation error).
+  private func sleep(on index: UInt16, deadline: Int64?, stop: WaitTicket?) throws(IPCError)
+    -> Bool
+  {
     try packageSemaphoreOperation(
       id: semaphores.id, index: index, delta: -1, flags: 0,
-      timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) })
+      timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) }, stop: stop)
   }
 
   /// Posts `count` wake-ups on semaphore `index`, in one semop. `count` comes from the segment

@@ -12,16 +12,21 @@ import SystemPackage
 #endif
 
 // The async forms: a message that is already there (or space that is free) is taken on the
-// caller's task with no thread hop; a wait runs on a thread of its own, in slices, so that it
-// never blocks one of Swift concurrency's threads and notices cancellation between slices.
+// caller's task with no thread hop; a wait blocks on a thread of SysVIPC's wait pool (never on
+// one of Swift concurrency's threads), with its ticket, so that cancelling the task ends a sleep
+// on the semaphore set at once (the wait signal), as every async wait of SysVIPC. A task that
+// prefers `IPCWaitExecutor` waits on its own thread, with no hand-over.
 extension MessageChannel {
   /// ``receive(block:timeout:)`` for async code. Cancellation ends the wait with
   /// `IPCError.isCancellation` and consumes nothing.
   public func receive(timeout: Duration? = nil) async throws(IPCError) -> (
     message: [UInt8], type: Int
   ) {
-    try await waitingOffPool("receive", timeout: timeout) { (block, slice) throws(IPCError) in
-      try self.receive(block: block, timeout: slice)
+    try await waitingOffPool("receive", timeout: timeout) {
+      (block, timeout, stop) throws(IPCError) in
+      try self.withReceived(block: block, timeout: timeout, stop: stop) {
+        (message, type) throws(IPCError) in (Array(message), type)
+      }
     }
   }
 
@@ -30,8 +35,15 @@ extension MessageChannel {
   public func send(_ message: [UInt8], type: Int = 1, timeout: Duration? = nil)
     async throws(IPCError)
   {
-    try await waitingOffPool("send", timeout: timeout) { (block, slice) throws(IPCError) in
-      try self.send(message, type: type, block: block, timeout: slice)
+    try await waitingOffPool("send", timeout: timeout) { (block, timeout, stop) throws(IPCError) in
+      let position = try self.claim(
+        count: message.count, type: type, block: block, timeout: timeout, stop: stop)
+      message.withUnsafeBytes { bytes in
+        if let source = bytes.baseAddress {
+          self.payload(position).copyMemory(from: source, byteCount: bytes.count)
+        }
+      }
+      try self.commit(position, type: type, count: message.count)
     }
   }
 
@@ -71,15 +83,17 @@ extension MessageChannel {
     }
   }
 
-  /// Runs `attempt` without blocking first, then on a thread of its own in slices of at most
-  /// 10 ms (`attempt` gets block = true and the slice) until it succeeds, fails otherwise than
-  /// by timing out, `timeout` passes, or the task is cancelled.
+  /// Runs `attempt` without blocking first, then, when it would block, blocking on a thread of
+  /// the wait pool (`packageWaitOffPool`) with what is left of `timeout` and the wait's ticket
+  /// (`attempt` gets block = true), which the task's cancellation stops.
   private func waitingOffPool<T: Sendable>(
     _ what: String, timeout: Duration?,
-    _ attempt: @escaping @Sendable (_ block: Bool, _ slice: Duration?) throws(IPCError) -> T
+    _ attempt:
+      @escaping @Sendable (_ block: Bool, _ timeout: Duration?, _ stop: WaitTicket?)
+      throws(IPCError) -> T
   ) async throws(IPCError) -> T {
     do throws(IPCError) {
-      return try attempt(false, nil)
+      return try attempt(false, nil, nil)
     } catch  where error.kind == .busy && error.errno == .wouldBlock {
       // Not yet: wait below.
     }
@@ -87,44 +101,13 @@ extension MessageChannel {
       throw IPCError(.busy, "MessageChannel.\(what): timed out", errno: .wouldBlock)
     }
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
-    let cancelled = Atomic<Bool>(false)
-    let result: Result<T, IPCError> = await withTaskCancellationHandler {
-      await withCheckedContinuation {
-        (continuation: CheckedContinuation<Result<T, IPCError>, Never>) in
-        let started = packageStartThread {
-          while true {
-            if cancelled.load(ordering: .acquiring) {
-              return continuation.resume(
-                returning: .failure(
-                  IPCError(.busy, "MessageChannel.\(what): cancelled", errno: .canceled)))
-            }
-            var slice: Int64 = 10_000_000
-            if let deadline { slice = max(0, min(slice, deadline &- csvc_now_ns())) }
-            do throws(IPCError) {
-              return continuation.resume(
-                returning: .success(try attempt(true, .nanoseconds(slice))))
-            } catch  where error.kind == .busy && error.errno == .wouldBlock {
-              if let deadline, csvc_now_ns() >= deadline {
-                return continuation.resume(returning: .failure(error))
-              }
-            } catch {
-              return continuation.resume(returning: .failure(error))
-            }
-          }
-        }
-        // No thread: fail the wait (nothing was consumed) rather than block this cooperative
-        // thread, which the sender or receiver may need to run.
-        if started != 0 {
-          continuation.resume(
-            returning: .failure(
-              IPCError(
-                .system, "MessageChannel.\(what): no thread to wait on (pthread_create failed)",
-                errno: Errno(rawValue: started))))
-        }
+    do {
+      return try await packageWaitOffPool("MessageChannel.\(what)") { (stop) throws(IPCError) in
+        let left = deadline.map { Duration.nanoseconds(max(0, $0 &- csvc_now_ns())) }
+        return try attempt(true, left, stop)
       }
-    } onCancel: {
-      cancelled.store(true, ordering: .releasing)
+    } catch  where error.isCancellation {
+      throw IPCError(.busy, "MessageChannel.\(what): cancelled", errno: .canceled)
     }
-    return try result.get()
   }
 }

@@ -12,7 +12,9 @@ import SysVIPC
 /// The waits of issue 12, in a process of their own:
 /// wait-run WAIT FORM ID [--timeout S] [--block-signals] [--wait-signal N]
 ///     one wait: WAIT is acquire, zero (semaphore ID), apply (set ID: index 0 by -1), send (a
-///     full queue ID: "late"), receive (queue ID); FORM is sync or async. `--block-signals`
+///     full queue ID: "late"), receive (queue ID); FORM is sync, async, or executor (async in a
+///     task that prefers IPCWaitExecutor; prints thread=TID, the task's thread before the wait,
+///     and sameThread=yes when the task ran on there after the wait). `--block-signals`
 ///     blocks every signal in the calling thread first; `--wait-signal N` sets the wait signal.
 ///     Prints waiting=yes, then the result (a received message as message=…)
 /// wait-apply-nonblocking SET_ID   async apply of [0 += 1, 1 -= 1 nonBlocking] with semaphore 1
@@ -42,6 +44,16 @@ func waitCommand(_ command: String, _ args: inout Arguments) throws {
     if form == "async" {
       try runBlocking { () async throws(IPCError) in
         try await runWait(wait, id: id, timeout: timeout)
+      }
+    } else if form == "executor" {
+      try runBlocking { () async throws(IPCError) in
+        try await withTaskExecutorPreference(IPCWaitExecutor.shared) {
+          () async throws(IPCError) in
+          let before = kernelThreadID()
+          report("thread", before.split(separator: "/").last.map(String.init) ?? "?")
+          defer { report("sameThread", before == kernelThreadID() ? "yes" : "no") }
+          try await runWait(wait, id: id, timeout: timeout)
+        }
       }
     } else {
       try runWait(wait, id: id, timeout: timeout)
@@ -114,6 +126,7 @@ private func runWait(_ wait: String, id: Int32, timeout: Duration?) throws(IPCEr
 /// One wait of `wait-run`, async.
 private func runWait(_ wait: String, id: Int32, timeout: Duration?) async throws(IPCError) {
   report("waiting", "yes")
+
   switch wait {
   case "acquire": try await Semaphore(id: id).acquire(timeout: timeout)
   case "zero": try await Semaphore(id: id).waitForZero(timeout: timeout)
@@ -265,4 +278,13 @@ private func signalConfiguration() {
   report("usr2Handled", String(handled))
   report("afterInstall", attempt(SIGUSR1))
   report("sameAgain", attempt(SIGUSR2))
+}
+
+/// The calling thread's kernel id, from /proc/thread-self (a system call each time: glibc
+/// declares `pthread_self` const, so the optimizer may move it across a suspension).
+func kernelThreadID() -> String {
+  var buffer = [CChar](repeating: 0, count: 64)
+  let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+  guard count > 0 else { return "?" }
+  return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -25,8 +25,39 @@ func chooseTheWaitSignal() throws {
   try IPCSystem.setWaitSignal(SIGUSR2)
 }
 
+// Concurrency.md: a receive loop on IPCWaitExecutor. Run by
+// DocumentationExamplesConcurrency.receiveLoopOnTheWaitExecutor.
+func receiveOnTheWaitExecutor(
+  _ queue: MessageQueue, _ handle: @escaping @Sendable ([UInt8]) -> Void
+)
+  async throws
+{
+  // A receive loop that reacts as fast as a blocking C receiver, without blocking Swift's threads.
+  try await withTaskExecutorPreference(IPCWaitExecutor.shared) {
+    for try await (message, _) in queue.messages(type: 1) {
+      handle(message)
+    }
+  }
+}
+
 @Suite("Documentation examples: concurrency")
 struct DocumentationExamplesConcurrency {
+  @Test func receiveLoopOnTheWaitExecutor() async throws {
+    let queue = try MessageQueue(key: nil, flags: .createExclusive)
+    let received = Mutex<[String]>([])
+    let loop = Task {
+      try await receiveOnTheWaitExecutor(queue) { message in
+        received.withLock { $0.append(String(decoding: message, as: UTF8.self)) }
+      }
+    }
+    for word in ["one", "two", "three"] { try await queue.send(word, type: 1) }
+    try await waitUntil("the loop received all three") { received.withLock { $0.count } == 3 }
+    // Removing the queue ends the sequence, and with it the loop.
+    try queue.remove()
+    try await loop.value
+    #expect(received.withLock { $0 } == ["one", "two", "three"])
+  }
+
   @Test func asyncAcquire() async throws {
     let created = try SysVIPC.Semaphore(key: nil, flags: .createExclusive, initialValue: 1)
     defer { try? created.remove() }

@@ -458,7 +458,9 @@ struct FaultInjectionTests {
     "semget", "semop", "semtimedop", "semctl", "shmget", "shmat", "shmdt", "shmctl", "msgget",
     "msgsnd", "msgrcv", "msgctl", "ftok", "clock_gettime", "nanosleep", "sysconf", "sched_yield",
     // The waits' thread and signal calls (Core/WaitThreads.swift, Core/WaitSignal.swift).
-    "pthread_create", "pthread_kill", "pthread_sigmask", "sigaction",
+    "pthread_create", "pthread_kill", "pthread_sigmask", "sigaction", "pthread_mutex_\\w+",
+    "pthread_cond_\\w+", "pthread_condattr_\\w+", "pthread_key_create", "pthread_setspecific",
+    "pthread_getspecific",
     // Process and file calls (System/IPCStaleness.swift) and raw allocation.
     "kill", "getpid", "open", "read", "close", "malloc", "free",
   ]

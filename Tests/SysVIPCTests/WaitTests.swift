@@ -120,10 +120,24 @@ func anyThreadBlocked(_ pid: pid_t, in call: String) -> Bool {
   return stat[stat.index(close, offsetBy: 2)...].first == "S"
 }
 
+/// Whether thread `thread` of `pid` sleeps in the kernel in `call`; where the kernel hides wait
+/// channels, whether it sleeps.
+func threadBlocked(_ pid: pid_t, _ thread: String, in call: String) -> Bool {
+  let path = "/proc/\(pid)/task/\(thread)"
+  let channel = (try? String(contentsOfFile: "\(path)/wchan", encoding: .utf8)) ?? ""
+  if !channel.isEmpty && channel != "0" { return channel.contains(call) }
+  guard let stat = try? String(contentsOfFile: "\(path)/stat", encoding: .utf8),
+    let close = stat.lastIndex(of: ")")
+  else { return false }
+  return stat[stat.index(close, offsetBy: 2)...].first == "S"
+}
+
 @Suite("Waits: in the kernel, ended by a signal (issue 12)", .tags(.reliability))
 struct WaitTests {
+  /// Every wait in each form: sync, async, and async in a task that prefers IPCWaitExecutor
+  /// (the wait blocks the task's own thread).
   static let cases: [(WaitKind, String)] = WaitKind.allCases.flatMap {
-    [($0, "sync"), ($0, "async")]
+    [($0, "sync"), ($0, "async"), ($0, "executor")]
   }
 
   /// A helper waiting in `kind`'s wait, once it is blocked in the kernel.
@@ -134,6 +148,13 @@ struct WaitTests {
       options + ["wait-run", target.kind.rawValue, form, String(target.id)]
         + (timeout.map { ["--timeout", String($0)] } ?? []))
     try await helper.waitForLine("waiting", "yes")
+    if form == "executor", let thread = helper.value("thread") {
+      // The task's own thread (a thread of the executor) is the one that blocks.
+      try await waitUntil("the task's thread \(thread) blocks in the kernel") {
+        threadBlocked(helper.pid, thread, in: target.kind.channel)
+      }
+      return helper
+    }
     try await waitUntil("the helper's \(form) \(target.kind) blocks in the kernel") {
       anyThreadBlocked(helper.pid, in: target.kind.channel)
     }
@@ -185,6 +206,9 @@ struct WaitTests {
     let outcome = try await helper.outcome()
     #expect(outcome.ok, "\(outcome.output)")
     #expect(Int(outcome.value("signals") ?? "0")! >= 1, "\(outcome.output)")
+    if form == "executor" {
+      #expect(outcome.value("sameThread") == "yes", "no hand-over: \(outcome.output)")
+    }
     if kind == .receive { #expect(outcome.value("message") == "done") }
     if kind == .send {
       #expect(try await target.queue.receive(block: false).message == Array("late".utf8))
@@ -203,6 +227,9 @@ struct WaitTests {
     #expect(outcome.ok, "\(outcome.output)")
     let seconds = try #require(Double(outcome.value("elapsed") ?? ""))
     #expect(seconds < 20, "\(outcome.output)")
+    if form == "executor" {
+      #expect(outcome.value("sameThread") == "yes", "no hand-over: \(outcome.output)")
+    }
     if kind == .receive { #expect(outcome.value("message") == "done") }
   }
 
@@ -253,11 +280,19 @@ struct WaitTests {
   }
 
   /// Cancelling a task in any async wait ends the wait, changes nothing, and says so.
-  @Test(arguments: WaitKind.allCases)
-  func cancellingAnyAsyncWaitEndsItAndChangesNothing(kind: WaitKind) async throws {
+  @Test(arguments: WaitKind.allCases, [false, true])
+  func cancellingAnyAsyncWaitEndsItAndChangesNothing(kind: WaitKind, onExecutor: Bool)
+    async throws
+  {
     let target = try WaitTarget(kind)
     defer { target.remove() }
-    let task = Task { try await target.wait() }
+    let task = Task {
+      if onExecutor {
+        try await withTaskExecutorPreference(IPCWaitExecutor.shared) { try await target.wait() }
+      } else {
+        try await target.wait()
+      }
+    }
     try await waitUntil("the task waits in the kernel") {
       switch kind {
       case .acquire: try target.semaphore.waitingForNonzero == 1

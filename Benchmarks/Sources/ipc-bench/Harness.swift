@@ -55,11 +55,14 @@ struct Options {
         size = n
       case "--api":
         guard
-          ["copy", "zerocopy", "alloc", "buffer", "async", "blocking", "pool", "poller"]
-            .contains(value)
+          [
+            "copy", "zerocopy", "alloc", "buffer", "async", "executor", "blocking", "pool",
+            "poller",
+          ]
+          .contains(value)
         else {
           throw BenchFailure(
-            "bad --api \(value) (copy|zerocopy|alloc|buffer|async|blocking|pool|poller)")
+            "bad --api \(value) (copy|zerocopy|alloc|buffer|async|executor|blocking|pool|poller)")
         }
         api = value
       case "--kind": kind = value

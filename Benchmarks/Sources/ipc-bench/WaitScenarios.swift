@@ -56,14 +56,15 @@ func median(_ values: [Int64]) -> Double {
 
 /// The child sends a type-1 message holding the time of the send, 1 ms after the parent's last
 /// acknowledgement (so that the parent surely waits again); the parent, waiting in `receive`
-/// (`--api async`: the async form, in a task; `blocking`: the blocking form), takes the time
+/// (`--api async`: the async form, in a task; `executor`: the same in a task that prefers
+/// `IPCWaitExecutor`; `blocking`: the blocking form), takes the time
 /// as soon as it runs again and acknowledges with type 2. One op = one wake-up; the time per
 /// op is the mean latency from send to resumption.
 func mqWake(_ options: Options) throws {
   let n = options.iterations ?? 300
   let warm = min(50, max(1, n / 10))
   let size = max(8, options.size ?? 64)
-  let api = options.api == "blocking" ? "blocking" : "async"
+  let api = ["blocking", "executor"].contains(options.api) ? options.api : "async"
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
   let queue = try MessageQueue(key: nil, flags: .createExclusive, maxMessageSize: size)
   atCleanup { try? MessageQueue.remove(id: queue.id) }
@@ -72,8 +73,10 @@ func mqWake(_ options: Options) throws {
     ["cpu=\(childCPU ?? -1)", "iterations=\(warm + n)", "queue=\(queue.id)", "size=\(size)"])
   try pinSelf(parentCPU)
   let total: Int64
-  if api == "async" {
-    total = try runBlocking {
+  if api != "blocking" {
+    // --api executor: the same loop in a task that prefers IPCWaitExecutor (the wait blocks the
+    // thread the task runs on; no hand-over to a cooperative thread after it).
+    let loop: @Sendable () async throws -> Int64 = {
       var sum: Int64 = 0
       for i in 0..<(warm + n) {
         let (message, _) = try await queue.receive(type: 1)
@@ -82,6 +85,11 @@ func mqWake(_ options: Options) throws {
         try await queue.send([1], type: 2)
       }
       return sum
+    }
+    total = try runBlocking {
+      api == "executor"
+        ? try await withTaskExecutorPreference(IPCWaitExecutor.shared) { try await loop() }
+        : try await loop()
     }
   } else {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: messageCapacity, alignment: 16)

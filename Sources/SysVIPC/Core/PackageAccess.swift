@@ -18,13 +18,30 @@ import SystemPackage
 /// other failures mapped by ``IPCError/system(_:_:subject:)``. Allocates nothing, also when it
 /// times out.
 ///
+/// With `stop` (an async wait's ticket, from ``packageWaitOffPool(_:_:)``), the wait blocks in the
+/// kernel as every async wait of the library does, and stopping the ticket (cancellation) ends it
+/// at once with the cancellation error.
+///
 /// - Returns: true when the operation was done, false when it would block (`IPC_NOWAIT`) or the
 ///   timeout passed (`EAGAIN`).
 @inline(__always)
 package func packageSemaphoreOperation(
-  id: Int32, index: UInt16, delta: Int16, flags: Int16, timeoutNanoseconds: Int64?
+  id: Int32, index: UInt16, delta: Int16, flags: Int16, timeoutNanoseconds: Int64?,
+  stop: WaitTicket? = nil
 ) throws(IPCError) -> Bool {
   var operation = csysvipc_sembuf(number: index, operation: delta, flags: flags)
+  if let stop {
+    return try withUnsafeMutablePointer(to: &operation) { (pointer) throws(IPCError) -> Bool in
+      do throws(IPCError) {
+        try SemaphoreCall.perform(
+          id: id, UnsafeMutableBufferPointer(start: pointer, count: 1),
+          timeoutNanoseconds: timeoutNanoseconds, ticket: stop, call: "semop")
+        return true
+      } catch  where error.kind == .busy && !error.isCancellation {
+        return false
+      }
+    }
+  }
   let op = IPCOperation("semop", .semaphore, id: id)
   let deadline = timeoutNanoseconds.map { Deadline(afterNanoseconds: $0) }
   let rc = try withUnsafeMutablePointer(to: &operation) { (pointer) throws(IPCError) -> Int32 in
@@ -52,12 +69,4 @@ package func packageSemaphoreOperation(
     }
   }
   return rc == 0
-}
-
-/// Starts a detached thread (256 KiB of stack, as the wait pool's) running `body`, through the
-/// system-call layer; returns 0 or `pthread_create`'s error number. For waits that must leave
-/// Swift concurrency's threads: when no thread can be had, the caller fails the wait rather than
-/// run it on a cooperative thread.
-package func packageStartThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
-  system_threadCreate(stackSize: 256 * 1024, body)
 }

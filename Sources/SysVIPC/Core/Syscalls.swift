@@ -291,6 +291,83 @@ func system_threadCreate(stackSize: Int, _ body: @escaping @Sendable () -> Void)
   return rc
 }
 
+/// A pthread mutex and condition variable (Synchronization has no condition variable): the
+/// wait pool's and the timer's sleeps (Core/WaitThreads.swift).
+@inline(__always)
+func system_mutexInit(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+  pthread_mutex_init(mutex, nil)
+}
+@inline(__always)
+func system_mutexDestroy(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+  pthread_mutex_destroy(mutex)
+}
+@inline(__always)
+func system_mutexLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+  pthread_mutex_lock(mutex)
+}
+@inline(__always)
+func system_mutexUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+  pthread_mutex_unlock(mutex)
+}
+
+/// A condition variable on the monotonic clock where the platform has one (Linux).
+func system_conditionInit(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
+  #if os(Linux)
+    var attributes = pthread_condattr_t()
+    pthread_condattr_init(&attributes)
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+    pthread_cond_init(condition, &attributes)
+    pthread_condattr_destroy(&attributes)
+  #else
+    pthread_cond_init(condition, nil)
+  #endif
+}
+@inline(__always)
+func system_conditionDestroy(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
+  pthread_cond_destroy(condition)
+}
+@inline(__always)
+func system_conditionSignal(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
+  pthread_cond_signal(condition)
+}
+@inline(__always)
+func system_conditionWait(
+  _ condition: UnsafeMutablePointer<pthread_cond_t>, _ mutex: UnsafeMutablePointer<pthread_mutex_t>
+) {
+  pthread_cond_wait(condition, mutex)
+}
+
+/// Waits on `condition` at most until `deadline` (monotonic nanoseconds); may return early.
+func system_conditionWait(
+  _ condition: UnsafeMutablePointer<pthread_cond_t>, _ mutex: UnsafeMutablePointer<pthread_mutex_t>,
+  untilNanoseconds deadline: Int64
+) {
+  #if os(Linux)
+    var time = timespec(
+      tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+    pthread_cond_timedwait(condition, mutex, &time)
+  #else
+    let left = max(0, deadline - system_monotonicNanoseconds())
+    var time = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+    pthread_cond_timedwait_relative_np(condition, mutex, &time)
+  #endif
+}
+
+/// A thread-specific value's key (`pthread_key_create`, no destructor), or `nil` when the
+/// process has none left.
+func system_threadKeyCreate() -> pthread_key_t? {
+  var key = pthread_key_t()
+  return pthread_key_create(&key, nil) == 0 ? key : nil
+}
+@inline(__always)
+func system_threadSetSpecific(_ key: pthread_key_t, _ value: UnsafeRawPointer?) {
+  pthread_setspecific(key, value)
+}
+@inline(__always)
+func system_threadGetSpecific(_ key: pthread_key_t) -> UnsafeMutableRawPointer? {
+  pthread_getspecific(key)
+}
+
 /// `pthread_kill`: sends `signal` to `thread`.
 @inline(__always)
 func system_threadKill(_ thread: pthread_t, _ signal: Int32) {

@@ -24,7 +24,7 @@ private func monotonicNow() -> Int64 { system_monotonicNanoseconds() }
 /// the ``WaitTimer``. The waiting thread attaches itself for the time it blocks; the signal is
 /// sent only to an attached thread, under the timer's lock, so it never reaches a thread that has
 /// moved on.
-final class WaitTicket: @unchecked Sendable {
+package final class WaitTicket: @unchecked Sendable {
   private let stopped = Atomic<Bool>(false)
   // Guarded by WaitTimer.shared's lock.
   fileprivate var thread: pthread_t?
@@ -174,66 +174,99 @@ func waitInKernel<R: FixedWidthInteger>(
 // MARK: The threads
 
 /// The threads that async waits block on: one per wait in flight, reused. The pool grows with
-/// the waits in flight and shrinks when idle: a thread that found no wait for
+/// the waits in flight and shrinks when idle: a thread that found no work for
 /// ``idleLifetimeNanoseconds`` ends. Idle threads sleep on a condition variable.
 ///
 /// A thread per wait, not one for all: a System V wait cannot be multiplexed (no file
 /// descriptor to poll), so one thread could only poll every object in turn, which costs CPU
 /// and latency for each waiter (measured in BENCHMARKS.md); a blocked thread costs neither.
+///
+/// The same threads serve ``IPCWaitExecutor``: a job of a task that prefers it runs on an idle
+/// thread of the pool, and a wait of that task blocks that very thread (``isWaitThread``), so
+/// that the task runs on as soon as the kernel wakes the thread, with no hand-over.
 final class WaitThreadPool: @unchecked Sendable {
   static let shared = WaitThreadPool()
   static let idleLifetimeNanoseconds: Int64 = 5_000_000_000
   /// Enough for a wait and its signal handler; a blocked thread touches a few pages of it.
-  static let stackSize = 256 * 1024
+  /// Jobs of ``IPCWaitExecutor`` run here too, so it is larger than a wait alone needs.
+  static let stackSize = 1024 * 1024
+
+  /// What a pool thread runs: a blocking wait (waitOffPool) or a job of ``IPCWaitExecutor``.
+  enum Work: @unchecked Sendable {
+    case wait(@Sendable () -> Void)
+    case job(UnownedJob, UnownedTaskExecutor)
+  }
 
   private final class Worker: @unchecked Sendable {
     let wake = Condition()
-    var job: (@Sendable () -> Void)?
+    var work: Work?
   }
 
   private let lock = ConditionLock()
   private var idle: [Worker] = []
+  /// False for a pool that can start no thread (a test's stand-in for a thread limit).
+  private let startsThreads: Bool
 
-  /// Runs `job` on a pool thread (an idle one, else a new one). Returns `false` when no thread
-  /// could be started (`pthread_create` failed): the job did not run.
-  func run(_ job: @escaping @Sendable () -> Void) -> Bool {
+  init(startsThreads: Bool = true) { self.startsThreads = startsThreads }
+
+  /// Marks the pool's threads (a thread-specific value), so that a wait can tell that it runs
+  /// on one and may block it. `nil` when the process had no key left: no thread is marked then,
+  /// and every wait takes the hand-over path.
+  private static let marker: pthread_key_t? = system_threadKeyCreate()
+
+  /// Whether the calling thread is one of the pool's (then a wait may block it).
+  static var isWaitThread: Bool {
+    guard let marker else { return false }
+    return system_threadGetSpecific(marker) != nil
+  }
+
+  /// Runs `work` on a pool thread (an idle one, else a new one). Returns `false` when no thread
+  /// could be started (`pthread_create` failed): the work did not run.
+  func run(_ work: Work) -> Bool {
+    guard startsThreads else { return false }
     var reuse = true
     #if ENABLE_MOCKING
-      // Under a test's fault plan every wait asks for a new thread, so that pthread_create can
-      // be made to fail whatever the pool holds.
+      // Under a test's fault plan every wait and job asks for a new thread, so that
+      // pthread_create can be made to fail whatever the pool holds.
       reuse = FaultPlan.current == nil
     #endif
     lock.lock()
     if reuse, let worker = idle.popLast() {
-      worker.job = job
+      worker.work = work
       worker.wake.signal()
       lock.unlock()
       return true
     }
     lock.unlock()
     let worker = Worker()
-    worker.job = job
+    worker.work = work
     return startThread(stackSize: Self.stackSize) { self.serve(worker) }
   }
 
   private func serve(_ worker: Worker) {
     WaitSignal.maskForWaitThread()
+    if let marker = Self.marker {
+      system_threadSetSpecific(marker, UnsafeRawPointer(bitPattern: 1))
+    }
     lock.lock()
     while true {
-      if let job = worker.job {
-        worker.job = nil
+      if let work = worker.work {
+        worker.work = nil
         lock.unlock()
-        job()
+        switch work {
+        case .wait(let wait): wait()
+        case .job(let job, let executor): job.runSynchronously(on: executor)
+        }
         lock.lock()
         // The most recently idle thread is reused first, so the others can expire.
         idle.append(worker)
         continue
       }
       let expiry = monotonicNow() + Self.idleLifetimeNanoseconds
-      while worker.job == nil && monotonicNow() < expiry {
+      while worker.work == nil && monotonicNow() < expiry {
         worker.wake.wait(lock, untilNanoseconds: expiry)
       }
-      if worker.job == nil {
+      if worker.work == nil {
         idle.removeAll { $0 === worker }
         lock.unlock()
         return
@@ -252,13 +285,13 @@ func startThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) -> Bool
 /// A pthread mutex, for use with ``Condition`` (Synchronization has no condition variable).
 final class ConditionLock: @unchecked Sendable {
   fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-  init() { pthread_mutex_init(mutex, nil) }
+  init() { system_mutexInit(mutex) }
   deinit {
-    pthread_mutex_destroy(mutex)
+    system_mutexDestroy(mutex)
     mutex.deallocate()
   }
-  func lock() { pthread_mutex_lock(mutex) }
-  func unlock() { pthread_mutex_unlock(mutex) }
+  func lock() { system_mutexLock(mutex) }
+  func unlock() { system_mutexUnlock(mutex) }
   func withLock<R>(_ body: () -> R) -> R {
     lock()
     defer { unlock() }
@@ -269,33 +302,15 @@ final class ConditionLock: @unchecked Sendable {
 /// A condition variable on the monotonic clock.
 final class Condition: @unchecked Sendable {
   private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-  init() {
-    #if os(Linux)
-      var attributes = pthread_condattr_t()
-      pthread_condattr_init(&attributes)
-      pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-      pthread_cond_init(condition, &attributes)
-      pthread_condattr_destroy(&attributes)
-    #else
-      pthread_cond_init(condition, nil)
-    #endif
-  }
+  init() { system_conditionInit(condition) }
   deinit {
-    pthread_cond_destroy(condition)
+    system_conditionDestroy(condition)
     condition.deallocate()
   }
-  func signal() { pthread_cond_signal(condition) }
-  func wait(_ lock: ConditionLock) { pthread_cond_wait(condition, lock.mutex) }
+  func signal() { system_conditionSignal(condition) }
+  func wait(_ lock: ConditionLock) { system_conditionWait(condition, lock.mutex) }
   /// Waits at most until `deadline` (monotonic nanoseconds); may return early.
   func wait(_ lock: ConditionLock, untilNanoseconds deadline: Int64) {
-    #if os(Linux)
-      var time = timespec(
-        tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-      pthread_cond_timedwait(condition, lock.mutex, &time)
-    #else
-      let left = max(0, deadline - monotonicNow())
-      var time = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
-      pthread_cond_timedwait_relative_np(condition, lock.mutex, &time)
-    #endif
+    system_conditionWait(condition, lock.mutex, untilNanoseconds: deadline)
   }
 }

@@ -1,0 +1,182 @@
+import Foundation
+import SystemPackage
+import Testing
+
+@testable import SysVIPC
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+// The async forms against every errno of the call they wait in (issue 15, with issue 12's
+// waits). An async form first tries without waiting on the caller's thread; only when that
+// would block does it wait, on a thread of the wait pool (or, in a task that prefers
+// IPCWaitExecutor, on the task's own thread). The task's FaultPlan goes with the wait to that
+// thread, so each case makes the first try report "would block" (the object is in fact ready)
+// and the waiting call fail: the error must map by the one errno table, carry the errno, change
+// nothing; EINTR must be retried. Each case runs both ways: handed to the pool, and on the
+// executor's thread.
+
+/// One async operation: the fault that sends it to the wait, the call that then fails.
+struct AsyncFaultCase: CustomTestStringConvertible, Sendable {
+  let name: String
+  /// The first, non-waiting try, made to say "would block".
+  let forced: FaultPlan.Fault
+  /// The call made while waiting, and which one of its calls (1-based, counted with the forced
+  /// one when it is the same call).
+  let call: SystemCallName
+  let nth: Int
+  /// Errnos the operation handles by design (it then succeeds), with why.
+  var absorbed: [Int32: String] = [:]
+  let setUp: @Sendable () throws -> AsyncFixture
+
+  var testDescription: String { name }
+}
+
+struct AsyncFixture: Sendable {
+  var act: @Sendable () async throws(IPCError) -> Void
+  var snapshot: @Sendable () throws -> String
+  var cleanup: @Sendable () -> Void
+}
+
+private func readySemaphore(_ value: Int) throws -> SysVIPC.Semaphore {
+  try SysVIPC.Semaphore(key: nil, flags: .createExclusive, initialValue: value)
+}
+
+private func queueSnapshot(_ queue: MessageQueue) throws -> String {
+  let status = try queue.status()
+  return "\(status.currentMessages) \(status.currentBytes)"
+}
+
+let asyncFaultCases: [AsyncFaultCase] = [
+  AsyncFaultCase(
+    name: "async Semaphore.acquire()", forced: .init(.semop, errno: EAGAIN), call: .semop, nth: 2
+  ) {
+    let s = try readySemaphore(1)
+    return AsyncFixture(
+      act: { () async throws(IPCError) in try await s.acquire() },
+      snapshot: { "\(try s.value)" }, cleanup: { try? s.remove() })
+  },
+  AsyncFaultCase(
+    name: "async Semaphore.acquire(timeout:delta: 2)", forced: .init(.semop, errno: EAGAIN),
+    call: .semtimedop, nth: 1
+  ) {
+    let s = try readySemaphore(2)
+    return AsyncFixture(
+      act: { () async throws(IPCError) in try await s.acquire(timeout: .seconds(5), delta: 2) },
+      snapshot: { "\(try s.value)" }, cleanup: { try? s.remove() })
+  },
+  AsyncFaultCase(
+    name: "async Semaphore.waitForZero()", forced: .init(.semop, errno: EAGAIN), call: .semop,
+    nth: 2
+  ) {
+    let s = try readySemaphore(0)
+    return AsyncFixture(
+      act: { () async throws(IPCError) in try await s.waitForZero() },
+      snapshot: { "\(try s.value)" }, cleanup: { try? s.remove() })
+  },
+  AsyncFaultCase(
+    name: "async SemaphoreSet.apply", forced: .init(.semop, errno: EAGAIN), call: .semop, nth: 2
+  ) {
+    let set = try SemaphoreSet(key: nil, count: 2, flags: .createExclusive)
+    try set.setValues([1, 0])
+    return AsyncFixture(
+      act: { () async throws(IPCError) in
+        try await set.apply([.init(index: 0, delta: -1), .init(index: 1, delta: 1)])
+      }, snapshot: { "\(try set.values())" }, cleanup: { try? set.remove() })
+  },
+  AsyncFaultCase(
+    name: "async MessageQueue.send", forced: .init(.msgsnd, errno: EAGAIN), call: .msgsnd, nth: 2,
+    absorbed: [EAGAIN: "the queue was full: a blocking send waits (in the kernel) for room"]
+  ) {
+    let q = try MessageQueue(key: nil, flags: .createExclusive)
+    return AsyncFixture(
+      act: { () async throws(IPCError) in try await q.send("hello") },
+      snapshot: { try queueSnapshot(q) }, cleanup: { try? q.remove() })
+  },
+  AsyncFaultCase(
+    name: "async MessageQueue.receive()", forced: .init(.msgrcv, errno: ENOMSG), call: .msgrcv,
+    nth: 2
+  ) {
+    let q = try MessageQueue(key: nil, flags: .createExclusive)
+    try q.send("queued")
+    return AsyncFixture(
+      act: { () async throws(IPCError) in _ = try await q.receive() },
+      snapshot: { try queueSnapshot(q) }, cleanup: { try? q.remove() })
+  },
+  AsyncFaultCase(
+    name: "async MessageQueue.receive(timeout: 5 s)", forced: .init(.msgrcv, errno: ENOMSG),
+    call: .msgrcv, nth: 2
+  ) {
+    let q = try MessageQueue(key: nil, flags: .createExclusive)
+    try q.send("queued")
+    return AsyncFixture(
+      act: { () async throws(IPCError) in _ = try await q.receive(timeout: .seconds(5)) },
+      snapshot: { try queueSnapshot(q) }, cleanup: { try? q.remove() })
+  },
+]
+
+/// Runs `body` in a task that prefers ``IPCWaitExecutor`` (`onExecutor`) or in the caller's.
+private func run(
+  onExecutor: Bool, _ body: @Sendable () async throws(IPCError) -> Void
+) async -> Result<Void, IPCError> {
+  if onExecutor {
+    return await withTaskExecutorPreference(IPCWaitExecutor.shared) {
+      do throws(IPCError) { return .success(try await body()) } catch { return .failure(error) }
+    }
+  }
+  do throws(IPCError) { return .success(try await body()) } catch { return .failure(error) }
+}
+
+@Suite("Fault injection: the async forms × every errno of the call they wait in")
+struct AsyncFaultInjectionTests {
+  @Test(arguments: asyncFaultCases, [false, true])
+  func everyErrnoOfTheWaitMapsAndChangesNothing(_ faultCase: AsyncFaultCase, onExecutor: Bool)
+    async throws
+  {
+    for error in errnosOf[faultCase.call]! {
+      let fixture = try faultCase.setUp()
+      defer { fixture.cleanup() }
+      let before = try fixture.snapshot()
+      let plan = FaultPlan(
+        faultCase.forced, .init(faultCase.call, nth: faultCase.nth, errno: error))
+      let outcome = await FaultPlan.$current.withValue(plan) {
+        await run(onExecutor: onExecutor, fixture.act)
+      }
+      let label =
+        "\(faultCase.name)\(onExecutor ? " on IPCWaitExecutor" : ""), \(faultCase.call) fails "
+        + "with \(Errno(rawValue: error))"
+      #expect(plan.calls(faultCase.call) >= faultCase.nth, "\(label): the waiting call was made")
+      switch outcome {
+      case .success:
+        #expect(faultCase.absorbed[error] != nil, "\(label): succeeded")
+        continue
+      case .failure(let thrown):
+        #expect(faultCase.absorbed[error] == nil, "\(label): \(thrown)")
+        #expect(thrown.kind == documentedKind(error), "\(label): \(thrown)")
+        #expect(thrown.errno == Errno(rawValue: error), "\(label): \(thrown)")
+        #expect(!thrown.isCancellation, "\(label): \(thrown)")
+        #expect(!thrown.message.isEmpty)
+      }
+      #expect(try fixture.snapshot() == before, "\(label): state changed")
+    }
+  }
+
+  /// The waiting call interrupted three times: retried each time, then the operation completes.
+  @Test(arguments: asyncFaultCases, [false, true])
+  func interruptionsOfTheWaitAreRetried(_ faultCase: AsyncFaultCase, onExecutor: Bool)
+    async throws
+  {
+    let fixture = try faultCase.setUp()
+    defer { fixture.cleanup() }
+    let plan = FaultPlan(
+      faultCase.forced, .init(faultCase.call, nth: faultCase.nth, errno: EINTR, times: 3))
+    let outcome = await FaultPlan.$current.withValue(plan) {
+      await run(onExecutor: onExecutor, fixture.act)
+    }
+    #expect(throws: Never.self, "\(faultCase.name)") { try outcome.get() }
+    #expect(plan.calls(faultCase.call) >= faultCase.nth + 3, "\(faultCase.name): retried")
+  }
+}
