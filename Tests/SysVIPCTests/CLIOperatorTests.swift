@@ -215,7 +215,10 @@ struct CLIOperatorTests {
     #expect(cells[3] == Substring(String(getpid())))
     #expect(cells[4] == "4.8" && cells[5] == "KiB", "5000 bytes, human: \(columns)")
     #expect(cells[6].hasSuffix("Z") && cells[7].hasSuffix("Z"), "ISO 8601 times: \(columns)")
-    #expect(cells[8] == "-", "never detached: \(columns)")
+    let lastPID = try memory.status().lastPID
+    #expect(
+      cells[8] == "-",
+      "never detached: \(columns); last attach or detach by \(processDescription(lastPID))")
     let exact = try await sysvipc(
       "list", "--key", shmKey, "--columns", "used,size", "--bytes", "--raw", "--no-headings")
     #expect(exact.output == "5000\\x20B 5000\\x20B\n", "\(exact)")

@@ -75,7 +75,9 @@ struct IPCSystemTests {
     let held = try listed(.sharedMemory, memory.id)
     await helper.terminate()
     #expect(held?.attachCount == 2)
-    #expect(held?.lastPID == helper.pid)
+    #expect(
+      held?.lastPID == helper.pid,
+      "last attach or detach by \(processDescription(held?.lastPID))")
 
     // Removed while attached: listed as marked for removal, with the private key, until the
     // last detach.

@@ -49,7 +49,8 @@ struct SharedMemoryProcessTests {
       #expect(try memory.read(count: 5, offset: 100) == Array("hello".utf8))
       #expect(try memory.read(count: 1, offset: 99) == [0])
       #expect(try memory.numberAttached == 2, "the helper's attachment counts")
-      #expect(try memory.lastPID == helper.pid)
+      let last = try memory.lastPID
+      #expect(last == helper.pid, "last attach or detach by \(processDescription(last))")
     }
     try await waitUntil("the helper's exit detached it") { try memory.numberAttached == 1 }
   }

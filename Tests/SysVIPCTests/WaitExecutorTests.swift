@@ -126,7 +126,17 @@ struct WaitExecutorTests {
     try await waitUntil("the channel receive sleeps on its semaphore set") {
       plan.calls(.semtimedop) >= 1
     }
+    // It sleeps rather than waking in slices: one sleep lasts up to 50 ms (the channel looks at
+    // its producers' liveness that often), where the 10 ms slices of before made five times the
+    // calls. Counted over at least 300 ms, as a rate (a slow machine stretches the window).
     let clock = ContinuousClock()
+    let (firstCalls, windowStart) = (plan.calls(.semtimedop), clock.now)
+    try await Task.sleep(for: .milliseconds(300))
+    let calls = plan.calls(.semtimedop) - firstCalls
+    let window = (clock.now - windowStart) / .milliseconds(1)
+    #expect(
+      Double(calls) <= window / 25 + 2,
+      "\(calls) semtimedop calls in \(Int(window)) ms: one per 10 ms would be slices")
     let start = clock.now
     task.cancel()
     let result = await task.result

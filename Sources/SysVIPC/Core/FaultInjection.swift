@@ -47,27 +47,31 @@
     @TaskLocal static var current: FaultPlan?
 
     private let faults: [Fault]
-    private let counts = Mutex<[SystemCallName: Int]>([:])
-    private let notes = Mutex<(ids: [Int32], timeouts: [Int64])>(([], []))
+    // A pthread mutex, not Synchronization's Mutex: the pool's threads and a task's children
+    // count calls at the same time, and ThreadSanitizer sees a pthread mutex (Mutex's futex is
+    // inside the uninstrumented standard library, so TSan would report the counts as a race).
+    private let lock = ConditionLock()
+    private nonisolated(unsafe) var counts: [SystemCallName: Int] = [:]
+    private nonisolated(unsafe) var notes: (ids: [Int32], timeouts: [Int64]) = ([], [])
 
     init(_ faults: Fault...) { self.faults = faults }
     init(_ faults: [Fault]) { self.faults = faults }
 
     /// How many calls of `call` were made (failed ones included) since the plan was installed.
-    func calls(_ call: SystemCallName) -> Int { counts.withLock { $0[call, default: 0] } }
+    func calls(_ call: SystemCallName) -> Int { lock.withLock { counts[call, default: 0] } }
 
     /// The ids that *get calls returned while the plan was installed.
-    var ids: [Int32] { notes.withLock { $0.ids } }
+    var ids: [Int32] { lock.withLock { notes.ids } }
     /// The timeouts (nanoseconds) that semtimedop calls were given, in order.
-    var timeouts: [Int64] { notes.withLock { $0.timeouts } }
+    var timeouts: [Int64] { lock.withLock { notes.timeouts } }
 
-    func note(id: Int32) { notes.withLock { $0.ids.append(id) } }
-    func note(timeout: Int64) { notes.withLock { $0.timeouts.append(timeout) } }
+    func note(id: Int32) { lock.withLock { notes.ids.append(id) } }
+    func note(timeout: Int64) { lock.withLock { notes.timeouts.append(timeout) } }
 
     /// Counts a call; the errno it is to fail with, if it is planned to.
     @usableFromInline
     func fault(for call: SystemCallName) -> Int32? {
-      let n = counts.withLock { counts in
+      let n = lock.withLock {
         counts[call, default: 0] += 1
         return counts[call]!
       }

@@ -14,8 +14,11 @@ import SystemPackage
 /// the ticket that `wait` gets, which ends a wait blocked in the kernel at once (see
 /// ``waitInKernel(_:deadline:deadlineInKernel:ticket:wouldBlock:_:)``).
 ///
-/// A task that runs on a pool thread already (it prefers ``IPCWaitExecutor``) waits right there:
-/// blocking that thread is what it is for, and the task runs on the moment the kernel wakes it.
+/// The task itself moves to a pool thread (it prefers ``IPCWaitExecutor`` for the wait) and waits
+/// there; when the wait ends it goes back to where it ran. A task that runs on a pool thread
+/// already (it prefers the executor itself) waits right there, and runs on there the moment the
+/// kernel wakes it. No continuation is resumed from outside the task: the moves are the
+/// runtime's own.
 ///
 /// (swift-subprocess waits for all its children on one thread, because `waitid` on a
 /// `pidfd` can be multiplexed; a System V wait cannot, so each wait has a thread of its own while
@@ -26,43 +29,43 @@ import SystemPackage
 func waitOffPool<Value: Sendable>(
   _ what: String, _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
 ) async throws(IPCError) -> Value {
-  let ticket = WaitTicket()
-  if WaitThreadPool.isWaitThread {
-    let result: Result<Value, IPCError> = await withTaskCancellationHandler {
-      Result { () throws(IPCError) in try wait(ticket) }
-    } onCancel: {
-      ticket.stop()
-    }
-    return try result.get()
-  }
+  if WaitThreadPool.isWaitThread { return try await waitHere(wait) }
+  var executor = IPCWaitExecutor.shared
   #if ENABLE_MOCKING
-    // The pool's thread makes the calls: it gets the task's fault plan (a task-local value,
-    // which a thread outside the task does not see by itself).
-    let plan = FaultPlan.current
+    // Under a test's fault plan the threads come from a pool of the plan's own, which starts
+    // them under the plan (the executor's enqueue runs outside the task, where the plan's
+    // task-local value is not seen), so that pthread_create can be made to fail.
+    if let plan = FaultPlan.current { executor = IPCWaitExecutor(pool: WaitThreadPool(plan: plan)) }
   #endif
+  return try await withTaskExecutorPreference(executor) { () async throws(IPCError) -> Value in
+    try await waitOnAPoolThread(what, wait)
+  }
+}
+
+/// The wait, in a task that prefers ``IPCWaitExecutor``: `@concurrent`, so that it leaves an
+/// actor that called ``waitOffPool(_:_:)`` for the executor's thread.
+@concurrent
+private func waitOnAPoolThread<Value: Sendable>(
+  _ what: String, _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
+) async throws(IPCError) -> Value {
+  // Not on a pool thread: the executor could start none, and ran the job on Swift's global
+  // executor, whose thread must not block.
+  guard WaitThreadPool.isWaitThread else {
+    throw IPCError(
+      .system,
+      "\(what): no thread to wait on (pthread_create failed: thread or memory limit reached)",
+      errno: .resourceTemporarilyUnavailable)
+  }
+  return try await waitHere(wait)
+}
+
+/// Runs `wait` on this thread (a pool thread), ended early by the task's cancellation.
+private func waitHere<Value: Sendable>(
+  _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
+) async throws(IPCError) -> Value {
+  let ticket = WaitTicket()
   let result: Result<Value, IPCError> = await withTaskCancellationHandler {
-    await withUnsafeContinuation {
-      (continuation: UnsafeContinuation<Result<Value, IPCError>, Never>) in
-      let started = WaitThreadPool.shared.run(
-        .wait {
-          #if ENABLE_MOCKING
-            let result = FaultPlan.$current.withValue(plan) {
-              Result { () throws(IPCError) in try wait(ticket) }
-            }
-          #else
-            let result = Result { () throws(IPCError) in try wait(ticket) }
-          #endif
-          continuation.resume(returning: result)
-        })
-      if !started {
-        continuation.resume(
-          returning: .failure(
-            IPCError(
-              .system,
-              "\(what): no thread to wait on (pthread_create failed: thread or memory "
-                + "limit reached)", errno: .resourceTemporarilyUnavailable)))
-      }
-    }
+    Result { () throws(IPCError) in try wait(ticket) }
   } onCancel: {
     ticket.stop()
   }

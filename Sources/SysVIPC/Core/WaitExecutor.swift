@@ -42,7 +42,7 @@ public final class IPCWaitExecutor: TaskExecutor, Sendable {
   /// Runs `job` on an idle thread of the wait pool, or a new one.
   public func enqueue(_ job: consuming ExecutorJob) {
     let unowned = UnownedJob(job)
-    if !pool.run(.job(unowned, asUnownedTaskExecutor())) {
+    if !pool.run(.init(job: unowned, executor: asUnownedTaskExecutor())) {
       // No thread: the job must still run (its task would hang otherwise).
       globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
     }

@@ -191,10 +191,11 @@ final class WaitThreadPool: @unchecked Sendable {
   /// Jobs of ``IPCWaitExecutor`` run here too, so it is larger than a wait alone needs.
   static let stackSize = 1024 * 1024
 
-  /// What a pool thread runs: a blocking wait (waitOffPool) or a job of ``IPCWaitExecutor``.
-  enum Work: @unchecked Sendable {
-    case wait(@Sendable () -> Void)
-    case job(UnownedJob, UnownedTaskExecutor)
+  /// What a pool thread runs: a job of ``IPCWaitExecutor`` (a task that waits, or that prefers
+  /// the executor), with the executor to run it on.
+  struct Work: @unchecked Sendable {
+    let job: UnownedJob
+    let executor: UnownedTaskExecutor
   }
 
   private final class Worker: @unchecked Sendable {
@@ -207,7 +208,17 @@ final class WaitThreadPool: @unchecked Sendable {
   /// False for a pool that can start no thread (a test's stand-in for a thread limit).
   private let startsThreads: Bool
 
-  init(startsThreads: Bool = true) { self.startsThreads = startsThreads }
+  #if ENABLE_MOCKING
+    /// A test's fault plan: this pool starts every thread under it, and reuses none.
+    private let plan: FaultPlan?
+
+    init(startsThreads: Bool = true, plan: FaultPlan? = nil) {
+      self.startsThreads = startsThreads
+      self.plan = plan
+    }
+  #else
+    init(startsThreads: Bool = true) { self.startsThreads = startsThreads }
+  #endif
 
   /// Marks the pool's threads (a thread-specific value), so that a wait can tell that it runs
   /// on one and may block it. `nil` when the process had no key left: no thread is marked then,
@@ -224,14 +235,19 @@ final class WaitThreadPool: @unchecked Sendable {
   /// could be started (`pthread_create` failed): the work did not run.
   func run(_ work: Work) -> Bool {
     guard startsThreads else { return false }
-    var reuse = true
     #if ENABLE_MOCKING
-      // Under a test's fault plan every wait and job asks for a new thread, so that
-      // pthread_create can be made to fail whatever the pool holds.
-      reuse = FaultPlan.current == nil
+      // Under a test's fault plan every job asks for a new thread, so that pthread_create can
+      // be made to fail whatever the pool holds.
+      if let plan {
+        let worker = Worker()
+        worker.work = work
+        return FaultPlan.$current.withValue(plan) {
+          startThread(stackSize: Self.stackSize) { self.serve(worker) }
+        }
+      }
     #endif
     lock.lock()
-    if reuse, let worker = idle.popLast() {
+    if let worker = idle.popLast() {
       worker.work = work
       worker.wake.signal()
       lock.unlock()
@@ -253,10 +269,7 @@ final class WaitThreadPool: @unchecked Sendable {
       if let work = worker.work {
         worker.work = nil
         lock.unlock()
-        switch work {
-        case .wait(let wait): wait()
-        case .job(let job, let executor): job.runSynchronously(on: executor)
-        }
+        work.job.runSynchronously(on: work.executor)
         lock.lock()
         // The most recently idle thread is reused first, so the others can expire.
         idle.append(worker)

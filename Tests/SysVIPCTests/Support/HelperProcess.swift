@@ -183,3 +183,14 @@ func expectIPCError<T>(
     return nil
   }
 }
+
+/// What process `pid` is, for a failure message: its command line from /proc, or that it has
+/// gone. (A segment's `shm_lpid` naming an unexpected process says who else attached it.)
+func processDescription(_ pid: pid_t?) -> String {
+  guard let pid else { return "no pid" }
+  guard
+    let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty
+  else { return "pid \(pid) (gone)" }
+  let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+  return "pid \(pid): \(words.joined(separator: " "))"
+}
