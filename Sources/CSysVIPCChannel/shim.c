@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,4 +25,12 @@ int csvc_process_exists(int32_t pid) {
 int csvc_cpus_online(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
+}
+
+uint64_t csvc_pid_namespace(void) {
+#if defined(__linux__)
+  struct stat st;
+  if (stat("/proc/self/ns/pid", &st) == 0) return (uint64_t)st.st_ino;
+#endif
+  return 0;
 }

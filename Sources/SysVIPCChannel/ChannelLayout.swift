@@ -25,6 +25,9 @@ enum ChannelLayout {
   static let semaphoreSetIDOffset = 28
   static let segmentSizeOffset = 32
   static let producersEverOffset = 40
+  /// The creator's PID namespace (the inode of `/proc/self/ns/pid`), 0 when unknown. Every
+  /// process that uses the channel must share it: the consumer tells a dead writer by its pid.
+  static let pidNamespaceOffset = 48
   static let tailOffset = 64
   /// Non-zero once the channel is being removed (set before `IPC_RMID`): sends and receives on
   /// handles still attached fail with `.existential` instead of losing messages.
@@ -107,11 +110,14 @@ enum ChannelFault: Error, Equatable, Sendable {
 struct ChannelHeader: Equatable, Sendable {
   let geometry: ChannelGeometry
   let semaphoreSetID: Int32
+  /// The creator's PID namespace; 0 when it was not recorded (it could not be read).
+  var pidNamespace: UInt64 = 0
 
   /// Writes a new header into a zero-filled segment; the magic goes last, with release order,
   /// so that an opener that sees it sees everything else.
   static func write(
-    _ geometry: ChannelGeometry, semaphoreSetID: Int32, to base: UnsafeMutableRawPointer
+    _ geometry: ChannelGeometry, semaphoreSetID: Int32, pidNamespace: UInt64 = 0,
+    to base: UnsafeMutableRawPointer
   ) {
     base.storeBytes(
       of: ChannelLayout.version, toByteOffset: ChannelLayout.versionOffset, as: UInt32.self)
@@ -131,6 +137,8 @@ struct ChannelHeader: Equatable, Sendable {
     base.storeBytes(
       of: UInt64(geometry.segmentSize), toByteOffset: ChannelLayout.segmentSizeOffset,
       as: UInt64.self)
+    base.storeBytes(
+      of: pidNamespace, toByteOffset: ChannelLayout.pidNamespaceOffset, as: UInt64.self)
     base.storeBytes(of: 0, toByteOffset: ChannelLayout.removedOffset, as: UInt32.self)
     // Slot i starts free for position i (lap 0): all zero, as a new segment is.
     csvc_store64_release(base + ChannelLayout.magicOffset, ChannelLayout.magic)
@@ -197,6 +205,11 @@ struct ChannelHeader: Equatable, Sendable {
     guard semaphoreSetID >= 0 else {
       return .failure(.notAChannel("found semaphore set id \(semaphoreSetID)"))
     }
-    return .success(ChannelHeader(geometry: geometry, semaphoreSetID: semaphoreSetID))
+    // Any value: it is only ever compared with the opener's own namespace.
+    let pidNamespace = base.loadUnaligned(
+      fromByteOffset: ChannelLayout.pidNamespaceOffset, as: UInt64.self)
+    return .success(
+      ChannelHeader(
+        geometry: geometry, semaphoreSetID: semaphoreSetID, pidNamespace: pidNamespace))
   }
 }

@@ -182,7 +182,8 @@ public final class MessageChannel: @unchecked Sendable {
   ///
   /// - Throws: `IPCError.Kind.existential` when there is no segment at `key`,
   ///   `IPCError.Kind.invalidArgument` naming what was found when the segment is not
-  ///   a channel of this layout version, `IPCError.Kind.permissions` without access.
+  ///   a channel of this layout version, or (errno `EXDEV`) when this process is in another
+  ///   PID namespace than the channel's creator, `IPCError.Kind.permissions` without access.
   public static func open(key: IPCKey, timeout: Duration = .seconds(10)) throws(IPCError)
     -> MessageChannel
   {
@@ -194,6 +195,8 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// Opens the channel whose segment has id `id` (``id``).
+  ///
+  /// - Throws: as ``open(key:timeout:)``.
   public static func open(id: Int32, timeout: Duration = .seconds(10)) throws(IPCError)
     -> MessageChannel
   {
@@ -249,11 +252,14 @@ public final class MessageChannel: @unchecked Sendable {
       try? semaphores.remove()
       throw IPCError(.notAttached, "MessageChannel: segment \(memory.id) is not attached")
     }
+    let namespace = csvc_pid_namespace()
     ChannelHeader.write(
-      geometry, semaphoreSetID: semaphores.id, to: UnsafeMutableRawPointer(mutating: address))
+      geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace,
+      to: UnsafeMutableRawPointer(mutating: address))
     return MessageChannel(
       memory: memory, semaphores: semaphores,
-      header: ChannelHeader(geometry: geometry, semaphoreSetID: semaphores.id))
+      header: ChannelHeader(
+        geometry: geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace))
   }
 
   /// The opener's part: wait for the magic, check the header, open the set it names.
@@ -291,6 +297,16 @@ public final class MessageChannel: @unchecked Sendable {
       case .failure(let fault): throw fault.error("MessageChannel: segment \(memory.id)")
       }
       break
+    }
+    // The consumer tells a dead writer by its pid (kill(pid, 0)): that only works when every
+    // process that uses the channel sees the same pids. A channel created before the namespace
+    // was recorded (0), or a process that cannot read its own (0), is not checked.
+    let mine = csvc_pid_namespace()
+    if header.pidNamespace != 0, mine != 0, header.pidNamespace != mine {
+      throw IPCError(
+        .invalidArgument,
+        "MessageChannel: segment \(memory.id) was created in PID namespace pid:[\(header.pidNamespace)], this process is in pid:[\(mine)]; a channel's consumer tells dead producers by their pids, so every process that uses it must share the creator's PID namespace",
+        errno: .improperLink)
     }
     let semaphores = try SemaphoreSet(id: header.semaphoreSetID)
     guard semaphores.count == ChannelLayout.semaphoreCount, semaphores.key == memory.key else {

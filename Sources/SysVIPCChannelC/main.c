@@ -5,6 +5,7 @@
 //   produce ID PRODUCER COUNT MAXSIZE [SEED]   sends the test messages (type PRODUCER + 1)
 //   consume ID COUNT                 receives COUNT messages and checks them
 //   remove ID                        removes the channel (segment and semaphore set)
+//   open ID                          opens the channel and closes it again
 //   probe ID                         the C side's regression checks on an empty channel the
 //                                    test made; prints what each gave, then removes the channel
 // Messages: bytes 0..<4 producer, 4..<8 sequence (little-endian), byte k >= 8 is
@@ -50,6 +51,9 @@ int main(int argc, char **argv) {
     rc = svc_create(&c, IPC_PRIVATE, (uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), 0600);
     if (rc) return fail(rc);
     printf("id=%d\nsemid=%d\n", c.shmid, c.semid);
+  } else if (strcmp(argv[1], "open") == 0 && argc == 3) {
+    if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
+    svc_close(&c);
   } else if (strcmp(argv[1], "remove") == 0 && argc == 3) {
     if ((rc = svc_open(&c, atoi(argv[2])))) return fail(rc);
     printf("semid=%d\n", c.semid);

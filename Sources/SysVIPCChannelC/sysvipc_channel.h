@@ -22,6 +22,10 @@
  *    28  i32 semaphore set id
  *    32  u64 segment size = 256 + capacity * stride (<= the segment's real size)
  *    40  u32 producers ever (atomic +1 when a handle registers as a producer)
+ *    48  u64 PID namespace of the creator: the inode number of /proc/self/ns/pid, 0 = unknown.
+ *            An opener whose own namespace is known and differs refuses the channel (EXDEV):
+ *            the consumer tells dead writers by their pids, so every process that uses a
+ *            channel must share its creator's PID namespace. 0 (either side) skips the check.
  *    64  u64 tail        next position to claim (producers; any producer may advance it)
  *    72  u32 removed     set to 1 by a remover before IPC_RMID: claims and polls fail with EIDRM
  *   128  u32 consumer sleepers   (consumer +1 before it sleeps; a producer takes it and posts)
@@ -70,7 +74,7 @@
  *
  * Return values: 0, or an errno value: EAGAIN (would wait / timed out), E2BIG (too large),
  * EINVAL (bad argument), EPROTO (not a channel / corrupt), EBUSY (another consumer), EIDRM
- * (removed), or what the system call said.
+ * (removed), EXDEV (created in another PID namespace), or what the system call said.
  */
 #ifndef SYSVIPC_CHANNEL_H
 #define SYSVIPC_CHANNEL_H
@@ -85,6 +89,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,6 +203,12 @@ static inline int svc__cpus(void) {
   return n > 0 ? (int)n : 1;
 }
 
+/* This process's PID namespace (the inode of /proc/self/ns/pid), 0 where it cannot be read. */
+static inline uint64_t svc__pid_namespace(void) {
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 /* Checks the header of an attached segment of `size` bytes and fills in the geometry. */
 static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   if (size < SVC_HEADER) return EPROTO;
@@ -218,6 +229,9 @@ static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   if (cap < 1 || cap > (1u << 24) || max < 1 || max > (1u << 30)) return EPROTO;
   if (stride != ((SVC_SLOT_HEADER + (uint64_t)max + 63) / 64 * 64)) return EPROTO;
   if (total != SVC_HEADER + (uint64_t)cap * stride || total > size || semid < 0) return EPROTO;
+  uint64_t creator_ns, my_ns = svc__pid_namespace();
+  memcpy(&creator_ns, base + 48, 8);
+  if (creator_ns != 0 && my_ns != 0 && creator_ns != my_ns) return EXDEV;
   memset(c, 0, sizeof *c);
   c->base = base;
   c->capacity = cap;
@@ -289,6 +303,8 @@ static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint3
   uint32_t v[6] = {SVC_VERSION, SVC_HEADER, capacity, max, (uint32_t)stride, (uint32_t)semid};
   memcpy(base + 8, v, sizeof v);
   memcpy(base + 32, &total, 8);
+  uint64_t ns = svc__pid_namespace();
+  memcpy(base + 48, &ns, 8);
   __atomic_store_n((uint64_t *)base, SVC_MAGIC, __ATOMIC_RELEASE);
   int rc = svc__adopt(c, base, total);
   c->shmid = shmid;

@@ -25,6 +25,7 @@ import SysVIPCChannel
 /// chan-race KEY GATE CAPACITY MAXSIZE
 ///     openOrCreate at KEY once GATE is zero; prints created=yes|no, id= and semid=.
 /// chan-open ID       opens the channel and receives without waiting (for permission tests).
+/// chan-pid-namespace  prints namespace=, the link /proc/self/ns/pid (this process's PID namespace)
 /// chan-wait-receive ID      prints waiting=yes, then receives, blocking.
 /// chan-wait-send ID         fills the channel, prints waiting=yes, then sends, blocking.
 func channelCommand(_ command: String, _ args: inout Arguments) throws {
@@ -88,6 +89,13 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
     report("id", String(channel.channel.id))
     report("semid", String(channel.channel.semaphoreSetID))
     report("capacity", String(channel.channel.capacity))
+  case "chan-pid-namespace":
+    var link = [CChar](repeating: 0, count: 128)
+    let count = readlink("/proc/self/ns/pid", &link, link.count - 1)
+    report(
+      "namespace",
+      count > 0
+        ? String(decoding: link[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?")
   case "chan-open":
     let channel = try MessageChannel.open(id: args.int32("id"))
     _ = try channel.receive(block: false)

@@ -68,6 +68,10 @@ int csvc_process_exists(int32_t pid);
 /// How many CPUs are online.
 int csvc_cpus_online(void);
 
+/// This process's PID namespace: the inode number of /proc/self/ns/pid, or 0 where it cannot be
+/// read (no /proc, or not Linux).
+uint64_t csvc_pid_namespace(void);
+
 /// The monotonic clock in nanoseconds.
 int64_t csvc_now_ns(void);
 

@@ -21,11 +21,12 @@ final class ChannelCPeer: Sendable {
   let pid: pid_t
   let outputPath: String
 
-  init(_ arguments: [String]) throws {
+  /// Runs the C program with `arguments`, under `launcher` when given (such as `unshare`).
+  init(_ arguments: [String], launcher: [String] = []) throws {
     outputPath =
       FileManager.default.temporaryDirectory
       .appendingPathComponent("sysvipc-channel-c-\(UUID().uuidString).out").path
-    pid = try spawnCleanly([Self.executable] + arguments, output: outputPath)
+    pid = try spawnCleanly(launcher + [Self.executable] + arguments, output: outputPath)
   }
 
   deinit { try? FileManager.default.removeItem(atPath: outputPath) }
@@ -281,6 +282,38 @@ struct ChannelProcessTests {
     for producer in producers { outcomes.append(try await producer.outcome()) }
     expectExactlyOnce(
       producers: outcomes, consumer: try await consumer.outcome(), perProducer: 1000)
+  }
+
+  /// The consumer tells a dead producer by its pid, which means nothing in another PID
+  /// namespace: a process there is refused when it opens the channel (`.invalidArgument`,
+  /// EXDEV; C: EXDEV), before it could send anything, instead of having its sends reclaimed
+  /// as a dead writer's. The creator's namespace is in the header; processes in it open the
+  /// channel as before.
+  @Test(.enabled(if: isRoot, "unshare --pid needs root"))
+  func aProcessInAnotherPIDNamespaceIsRefused() async throws {
+    let channel = try sharedChannel(capacity: 4, maxMessageSize: 16)
+    defer { try? channel.remove() }
+    let id = String(channel.id)
+    let elsewhere = ["/usr/bin/unshare", "--pid", "--fork"]
+    // The launcher itself works here: the same program runs in a new PID namespace.
+    let probe = try await HelperProcess.run(["chan-pid-namespace"], launcher: elsewhere)
+    let here = try await HelperProcess.run(["chan-pid-namespace"])
+    #expect(probe.ok && here.ok, "\(probe.output) \(here.output)")
+    #expect(
+      probe.value("namespace") != nil && probe.value("namespace") != here.value("namespace"),
+      "the helper ran in a namespace of its own: \(probe.output) vs \(here.output)")
+
+    let swift = try await HelperProcess.run(["chan-open", id], launcher: elsewhere)
+    #expect(swift.errorKind == "invalidArgument", "\(swift.output)")
+    #expect(swift.output.contains("PID namespace"), "\(swift.output)")
+    let c = try await ChannelCPeer(["open", id], launcher: elsewhere).outcome()
+    #expect(c.output.contains("result=error errno=\(EXDEV) "), "\(c.output)")
+    // Processes in the creator's namespace open it, and find that nothing was sent.
+    let sameSwift = try await HelperProcess.run(["chan-open", id])
+    #expect(sameSwift.errorKind == "busy", "\(sameSwift.output)")
+    #expect(sameSwift.output.contains("no message"), "nothing sent: \(sameSwift.output)")
+    let sameC = try await ChannelCPeer(["open", id]).outcome()
+    #expect(sameC.ok, "\(sameC.output)")
   }
 
   /// A channel the C side creates has the header the Swift side checks, and the reverse.
