@@ -474,15 +474,10 @@ public final class MessageChannel: @unchecked Sendable {
       case .full: break
       }
       let slice = Self.earlier(deadline, csvc_now_ns() &+ Self.wakerSlice)
-      let woken: Bool
-      do {
-        woken = try sleep(on: ChannelLayout.spaceSemaphore, deadline: slice, stop: stop)
-      } catch {
-        ChannelRing.withdraw(ring.producerSleepers)
-        throw error
-      }
+      let woken = try sleep(
+        on: ChannelLayout.spaceSemaphore, sleepers: ring.producerSleepers, deadline: slice,
+        stop: stop)
       if !woken {
-        ChannelRing.withdraw(ring.producerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
           throw IPCError(
             .busy, "MessageChannel.send: timed out (the channel stayed full)", errno: .wouldBlock)
@@ -647,15 +642,10 @@ public final class MessageChannel: @unchecked Sendable {
           slice = Self.earlier(deadline, csvc_now_ns() &+ Self.livenessSlice)
         }
       }
-      let woken: Bool
-      do {
-        woken = try sleep(on: ChannelLayout.dataSemaphore, deadline: slice, stop: stop)
-      } catch {
-        ChannelRing.withdraw(ring.consumerSleepers)
-        throw error
-      }
+      let woken = try sleep(
+        on: ChannelLayout.dataSemaphore, sleepers: ring.consumerSleepers, deadline: slice,
+        stop: stop)
       if !woken {
-        ChannelRing.withdraw(ring.consumerSleepers)
         if let deadline, csvc_now_ns() >= deadline {
           throw IPCError(.busy, "MessageChannel.receive: timed out", errno: .wouldBlock)
         }
@@ -703,13 +693,22 @@ public final class MessageChannel: @unchecked Sendable {
   static let wakerSlice: Int64 = 100_000_000
 
   /// Sleeps on semaphore `index` until posted (true) or `deadline` (false); with `stop`, until
-  /// it is stopped too (then throws the cancellation error).
-  private func sleep(on index: UInt16, deadline: Int64?, stop: WaitTicket?) throws(IPCError)
-    -> Bool
-  {
-    try packageSemaphoreOperation(
-      id: semaphores.id, index: index, delta: -1, flags: 0,
-      timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) }, stop: stop)
+  /// it is stopped too (then throws the cancellation error). Unless posted, counts the caller
+  /// out of `sleepers` (which it announced itself in) again.
+  private func sleep(
+    on index: UInt16, sleepers: UnsafeMutableRawPointer, deadline: Int64?, stop: WaitTicket?
+  ) throws(IPCError) -> Bool {
+    let woken: Bool
+    do {
+      woken = try packageSemaphoreOperation(
+        id: semaphores.id, index: index, delta: -1, flags: 0,
+        timeoutNanoseconds: deadline.map { max(0, $0 &- csvc_now_ns()) }, stop: stop)
+    } catch {
+      ChannelRing.withdraw(sleepers)
+      throw error
+    }
+    if !woken { ChannelRing.withdraw(sleepers) }
+    return woken
   }
 
   /// Posts `count` wake-ups on semaphore `index`, in one semop. `count` comes from the segment

@@ -155,10 +155,8 @@ struct AsyncFaultInjectionTests {
         continue
       case .failure(let thrown):
         #expect(faultCase.absorbed[error] == nil, "\(label): \(thrown)")
-        #expect(thrown.kind == documentedKind(error), "\(label): \(thrown)")
-        #expect(thrown.errno == Errno(rawValue: error), "\(label): \(thrown)")
+        expectMapped(thrown, errno: error, kind: documentedKind(error), label)
         #expect(!thrown.isCancellation, "\(label): \(thrown)")
-        #expect(!thrown.message.isEmpty)
       }
       #expect(try fixture.snapshot() == before, "\(label): state changed")
     }

@@ -48,6 +48,18 @@ func documentedKind(_ errno: Int32) -> IPCError.Kind {
   }
 }
 
+/// The checks every fault case makes on what an operation threw for an injected `errno`: the
+/// `kind` expected, that errno, and a message.
+func expectMapped(
+  _ thrown: IPCError, errno: Int32, kind: IPCError.Kind, _ label: String,
+  sourceLocation: SourceLocation = #_sourceLocation
+) {
+  #expect(thrown.kind == kind, "\(label): \(thrown)", sourceLocation: sourceLocation)
+  #expect(
+    thrown.errno == Errno(rawValue: errno), "\(label): \(thrown)", sourceLocation: sourceLocation)
+  #expect(!thrown.message.isEmpty, "\(label)", sourceLocation: sourceLocation)
+}
+
 /// One public operation on fresh objects: what it calls, and what it does.
 struct FaultCase: CustomTestStringConvertible, Sendable {
   let name: String
@@ -380,10 +392,8 @@ struct FaultInjectionTests {
       case .failure(let thrown):
         #expect(faultCase.absorbed[error] == nil, "\(label): \(thrown)")
         let ipc = try #require(thrown as? IPCError, "\(label): \(thrown)")
-        #expect(
-          ipc.kind == faultCase.kinds[error] ?? documentedKind(error), "\(label): \(ipc)")
-        #expect(ipc.errno == Errno(rawValue: error), "\(label): \(ipc)")
-        #expect(!ipc.message.isEmpty)
+        expectMapped(
+          ipc, errno: error, kind: faultCase.kinds[error] ?? documentedKind(error), label)
       }
       // Nothing changed, and nothing this operation created is left.
       #expect(try fixture.snapshot() == before, "\(label): state changed")
