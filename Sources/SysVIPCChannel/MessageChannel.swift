@@ -308,11 +308,23 @@ public final class MessageChannel: @unchecked Sendable {
         "MessageChannel: segment \(memory.id) was created in PID namespace pid:[\(header.pidNamespace)], this process is in pid:[\(mine)]; a channel's consumer tells dead producers by their pids, so every process that uses it must share the creator's PID namespace",
         errno: .improperLink)
     }
+    // The set's id comes from the segment: untrusted. It must be the channel's own set: 4
+    // semaphores, the segment's key, and the segment's creator (the key alone tells nothing for
+    // a private channel, whose objects all have key 0).
     let semaphores = try SemaphoreSet(id: header.semaphoreSetID)
     guard semaphores.count == ChannelLayout.semaphoreCount, semaphores.key == memory.key else {
       throw IPCError(
         .invalidArgument,
         "MessageChannel: segment \(memory.id) names semaphore set \(semaphores.id), which has \(semaphores.count) semaphores and key \(semaphores.key), not \(ChannelLayout.semaphoreCount) and \(memory.key)"
+      )
+    }
+    let (segmentCreator, setCreator) = (
+      (try memory.cuid, try memory.cgid), (try semaphores.cuid, try semaphores.cgid)
+    )
+    guard segmentCreator == setCreator else {
+      throw IPCError(
+        .invalidArgument,
+        "MessageChannel: segment \(memory.id) names semaphore set \(semaphores.id), created by uid \(setCreator.0) gid \(setCreator.1); the segment was created by uid \(segmentCreator.0) gid \(segmentCreator.1)"
       )
     }
     return MessageChannel(memory: memory, semaphores: semaphores, header: header)

@@ -245,7 +245,8 @@ static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
 }
 
 /* The semaphore set the header names must be the channel's: 4 semaphores with the segment's key
- * (the set is read from the segment, so it is untrusted: never semop on someone else's set). */
+ * and the segment's creator (uid and gid; the key alone tells nothing for IPC_PRIVATE) -- the set
+ * is read from the segment, so it is untrusted: never semop on someone else's set. */
 static inline int svc__check_set(int semid, const struct shmid_ds *ds) {
   struct semid_ds sds;
   union {
@@ -255,6 +256,7 @@ static inline int svc__check_set(int semid, const struct shmid_ds *ds) {
   arg.buf = &sds;
   if (semctl(semid, 0, IPC_STAT, arg) != 0) return errno == EINVAL ? EIDRM : errno;
   if (sds.sem_nsems != 4 || sds.sem_perm.__key != ds->shm_perm.__key) return EPROTO;
+  if (sds.sem_perm.cuid != ds->shm_perm.cuid || sds.sem_perm.cgid != ds->shm_perm.cgid) return EPROTO;
   return 0;
 }
 

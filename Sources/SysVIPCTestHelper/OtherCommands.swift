@@ -109,6 +109,10 @@ func createObject(kind: String, mode: IPCPermissions?) throws -> any IPCObject {
   case "set":
     if let mode { return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive, mode: mode) }
     return try SemaphoreSet(key: nil, count: 3, flags: .createExclusive)
+  case "private-set-of-4":
+    // The shape of a private channel's semaphore set (a header may be made to name it).
+    return try SemaphoreSet(
+      key: .private, count: 4, flags: .createExclusive, mode: mode ?? 0o600)
   case "shared-memory":
     if let mode { return try SharedMemory(key: nil, flags: .createExclusive, mode: mode) }
     return try SharedMemory(key: nil, flags: .createExclusive)

@@ -316,6 +316,47 @@ struct ChannelProcessTests {
     #expect(sameC.ok, "\(sameC.output)")
   }
 
+  /// The semaphore set's id is read from the segment, so it is untrusted: a header made to name
+  /// another private set of 4 semaphores (same key, 0, and same shape) is refused, because that
+  /// set's creator is not the segment's, by Swift (`.invalidArgument` naming both) and by C
+  /// (EPROTO); neither touches the other set.
+  @Test(.enabled(if: isRoot, "needs root to create a set as nobody"))
+  func aHeaderNamingAnotherCreatorsSetIsRefused() async throws {
+    let channel = try sharedChannel(capacity: 4, maxMessageSize: 16)
+    defer { try? channel.remove() }
+    let foreign = try await HelperProcess.run([
+      "--as-nobody", "create-open", "private-set-of-4", "666",
+    ])
+    #expect(foreign.value("privileges") == "dropped", "\(foreign.output)")
+    let setID = try #require(foreign.value("id").flatMap(Int32.init), "\(foreign.output)")
+    let set = try SemaphoreSet(id: setID)
+    defer { try? set.remove() }
+    let foreignCreator = try set.cuid
+    #expect(set.count == 4 && set.key == .private && foreignCreator != geteuid())
+    let values = try set.values()
+    // Scribble the header: the semaphore set id (offset 28) now names nobody's set.
+    let segment = try SharedMemory.attach(id: channel.id)
+    defer { try? segment.detach() }
+    try segment.withUnsafeMutableBytes {
+      $0.storeBytes(of: setID, toByteOffset: 28, as: Int32.self)
+    }
+    do {
+      _ = try MessageChannel.open(id: channel.id)
+      Issue.record("opened a channel whose header names another creator's set")
+    } catch {
+      #expect(error.kind == .invalidArgument, "\(error)")
+      #expect(error.message.contains("created by uid"), "\(error)")
+    }
+    let c = try await ChannelCPeer(["open", String(channel.id)]).outcome()
+    #expect(c.output.contains("result=error errno=\(EPROTO) "), "\(c.output)")
+    #expect(try set.values() == values, "the other set was not touched")
+    // Put the header back: the channel opens again.
+    try segment.withUnsafeMutableBytes {
+      $0.storeBytes(of: channel.semaphoreSetID, toByteOffset: 28, as: Int32.self)
+    }
+    _ = try MessageChannel.open(id: channel.id)
+  }
+
   /// A channel the C side creates has the header the Swift side checks, and the reverse.
   @Test func cCreatesSwiftOpens() async throws {
     let created = try await ChannelCPeer(["create", "5", "100"]).outcome()
