@@ -109,7 +109,11 @@ struct DocumentationExamplesAsyncAwait {
     let clock = ContinuousClock()
     // AsyncAwait.md: cancelling a receive.
     let listener = Task { try await queue.receive(type: 9) }
-    try await Task.sleep(for: .milliseconds(50))
+    // Measured from when the listener waits in the kernel on this queue, not from when it was
+    // created: ~340 tests start at once, and a new task waited 5 s for a thread once.
+    try await waitUntil("the listener waits in msgrcv") {
+      aThreadWaits(in: "msgrcv", on: queue.id)
+    }
     let start = clock.now
     listener.cancel()
     let error = await #expect(throws: IPCError.self) { try await listener.value }

@@ -368,7 +368,9 @@ struct WaitTests {
   }
 
   /// Waiting tasks do not hold cooperative threads: with 64 tasks waiting (far more than the
-  /// pool's threads), another task still runs at once; one release per waiter lets them all in.
+  /// pool's threads), another task still runs; one release per waiter lets them all in. (Were
+  /// the waiters holding the cooperative threads, it would never run; the bound is generous
+  /// because ~340 tests start at once on 2 cooperative threads, and it waited 5.1 s once.)
   @Test func manyWaitingTasksLeaveTheCooperativePoolFree() async throws {
     let semaphore = try makeSemaphore()
     defer { try? semaphore.remove() }
@@ -377,7 +379,7 @@ struct WaitTests {
       try await waitUntil("64 waiters") { try semaphore.waitingForNonzero == 64 }
       let (value, seconds) = await elapsedAsync { await Task { 42 }.value }
       #expect(value == 42)
-      #expect(seconds < 5)
+      #expect(seconds < 30)
       try semaphore.release(delta: 64)
       try await group.waitForAll()
     }

@@ -26,8 +26,11 @@ import SystemPackage
 ///
 /// - Throws: what `wait` throws; ``IPCError/Kind/system`` (EAGAIN) when no thread can be had,
 ///   rather than blocking the caller's cooperative thread.
+///
+/// - Parameter what: names the wait in the error when no thread can be had (made only then).
 func waitOffPool<Value: Sendable>(
-  _ what: String, _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
+  _ what: @autoclosure @escaping @Sendable () -> String,
+  _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
 ) async throws(IPCError) -> Value {
   if WaitThreadPool.isWaitThread { return try await waitHere(wait) }
   var executor = IPCWaitExecutor.shared
@@ -46,14 +49,15 @@ func waitOffPool<Value: Sendable>(
 /// actor that called ``waitOffPool(_:_:)`` for the executor's thread.
 @concurrent
 private func waitOnAPoolThread<Value: Sendable>(
-  _ what: String, _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
+  _ what: @escaping @Sendable () -> String,
+  _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
 ) async throws(IPCError) -> Value {
   // Not on a pool thread: the executor could start none, and ran the job on Swift's global
   // executor, whose thread must not block.
   guard WaitThreadPool.isWaitThread else {
     throw IPCError(
       .system,
-      "\(what): no thread to wait on (pthread_create failed: thread or memory limit reached)",
+      "\(what()): no thread to wait on (pthread_create failed: thread or memory limit reached)",
       errno: .resourceTemporarilyUnavailable)
   }
   return try await waitHere(wait)
@@ -77,7 +81,8 @@ private func waitHere<Value: Sendable>(
 /// ``packageSemaphoreOperation(id:index:delta:flags:timeoutNanoseconds:stop:)``) and the same
 /// executor.
 package func packageWaitOffPool<Value: Sendable>(
-  _ what: String, _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
+  _ what: @autoclosure @escaping @Sendable () -> String,
+  _ wait: @escaping @Sendable (WaitTicket) throws(IPCError) -> Value
 ) async throws(IPCError) -> Value {
-  try await waitOffPool(what, wait)
+  try await waitOffPool(what(), wait)
 }

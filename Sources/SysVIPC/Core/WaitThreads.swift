@@ -221,8 +221,10 @@ final class WaitThreadPool: @unchecked Sendable {
   #endif
 
   /// Marks the pool's threads (a thread-specific value), so that a wait can tell that it runs
-  /// on one and may block it. `nil` when the process had no key left: no thread is marked then,
-  /// and every wait takes the hand-over path.
+  /// on one and may block it. `nil` when `pthread_key_create` failed (the process had used all
+  /// `PTHREAD_KEYS_MAX` keys, 1,024 on Linux): no thread is marked then, and async waits fail
+  /// with `.system` EAGAIN, as they do when no thread can be started, rather than block a
+  /// thread that may be a cooperative one.
   private static let marker: pthread_key_t? = system_threadKeyCreate()
 
   /// Whether the calling thread is one of the pool's (then a wait may block it).

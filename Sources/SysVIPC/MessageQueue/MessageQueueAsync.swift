@@ -97,7 +97,6 @@ extension MessageQueue {
     let block = MessageBlock(textCapacity: capacity)
     defer { block.deallocate() }
     let (id, maxMessageSize) = (self.id, self.maxMessageSize)
-    let room = "maxMessageSize (\(maxMessageSize) bytes)"
     var received = try MessageQueueCall.receive(
       id: id, block.bytes.baseAddress!, capacity: capacity, type: kernelType, flags: flags,
       wait: .never)
@@ -110,7 +109,8 @@ extension MessageQueue {
           wait: wait, ticket: ticket)
       }
     }
-    let count = try MessageQueueCall.count(received, id: id, room: room)
+    let count = try MessageQueueCall.count(
+      received, id: id, room: "maxMessageSize (\(maxMessageSize) bytes)")
     let base = block.bytes.baseAddress!
     let message = [UInt8](
       UnsafeRawBufferPointer(start: base + MessageQueueCall.headerSize, count: count))

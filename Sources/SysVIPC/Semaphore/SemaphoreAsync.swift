@@ -32,8 +32,8 @@ extension SemaphoreCall {
     } catch  where error.kind == .busy && !neverWaits && timeoutNanoseconds != 0 {
       // Must wait (or an IPC_NOWAIT operation refuses: the wait below says so at once).
     }
-    let what = IPCOperation(call, .semaphore, id: id).subject
-    try await waitOffPool(what) { (ticket) throws(IPCError) in
+    try await waitOffPool(IPCOperation(call, .semaphore, id: id).subject) {
+      (ticket) throws(IPCError) in
       var copy = operations
       try copy.withUnsafeMutableBufferPointer { (buffer) throws(IPCError) in
         try perform(

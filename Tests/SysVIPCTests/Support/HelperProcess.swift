@@ -194,3 +194,29 @@ func processDescription(_ pid: pid_t?) -> String {
   let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
   return "pid \(pid): \(words.joined(separator: " "))"
 }
+
+/// Whether a thread of this process sleeps in the kernel in `call` on the object `id`: its
+/// `/proc/self/task/TID/syscall` names `id` as the first argument (a System V call's id), and its
+/// wait channel names `call` (or, where the kernel hides wait channels, it sleeps).
+func aThreadWaits(in call: String, on id: Int32) -> Bool {
+  let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+  let argument = "0x" + String(UInt32(bitPattern: id), radix: 16)
+  for task in tasks {
+    let path = "/proc/self/task/\(task)"
+    guard
+      let syscall = try? String(contentsOfFile: "\(path)/syscall", encoding: .utf8),
+      syscall.split(separator: " ").dropFirst().first.map(String.init) == argument
+    else { continue }
+    let channel = (try? String(contentsOfFile: "\(path)/wchan", encoding: .utf8)) ?? ""
+    if !channel.isEmpty && channel != "0" {
+      if channel.contains(call) { return true }
+      continue
+    }
+    if let stat = try? String(contentsOfFile: "\(path)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)...].first == "S"
+    {
+      return true
+    }
+  }
+  return false
+}
