@@ -91,14 +91,13 @@ struct DocumentationExamplesGettingStarted {
     let queue = try MessageQueue(key: nil, flags: .createExclusive)
     defer { try? queue.remove() }
 
-    // The server, a second program that opened the queue by key, on a thread of its own.
+    // The server, a second program that opened the queue by key, on a thread of its own,
+    // started at once (a task would wait for a free cooperative thread first).
     let key = queue.key
-    let server = Task {
-      try await onThread {
-        let queue = try MessageQueue(key: key)
-        try answerOneRequest(on: queue)
-        try answerOneRequest(on: queue)
-      }
+    let server = StartedThread {
+      let queue = try MessageQueue(key: key)
+      try answerOneRequest(on: queue)
+      try answerOneRequest(on: queue)
     }
     // The client blocks in msgrcv until the server answers: on a thread of its own too, never
     // on one of Swift concurrency's threads, which the server's task needs to start (with all
