@@ -209,22 +209,36 @@ extension ReliabilityFaultTests {
     }
     let helper = try HelperProcess([handler] + command + ["--timeout", "2"])
     // Signal a helper that sleeps in the wait itself (its /proc state and wait channel), not
-    // one that has only printed that it is about to wait.
+    // one that has only printed that it is about to wait. The signals come from a thread of
+    // their own: a task that sends them may get its turn too late while ~340 tests start at
+    // once on 2 cooperative threads (this test once saw 0 signals). Nothing reaps the helper
+    // before that thread ends, so its pid cannot be reused under it.
     let call = ["acquire": "semtimedop", "receive": "msgrcv"][operation] ?? "msgsnd"
-    try await waitUntilBlocked(helper, in: call)
-    let clock = ContinuousClock()
-    let start = clock.now
-    var stopped = false
-    while clock.now - start < .milliseconds(1800) {
-      helper.signal(SIGUSR1)
-      try await Task.sleep(for: .milliseconds(150))
-      if !stopped && clock.now - start > .milliseconds(900) {
-        helper.signal(SIGSTOP)
-        try await Task.sleep(for: .milliseconds(100))
-        helper.signal(SIGCONT)
-        stopped = true
+    let signaller = StartedThread { () -> Int in
+      func alive() -> Bool { helper.state.map { $0 != "Z" } ?? false }
+      func blocked() -> Bool {
+        guard helper.value("waiting") == "yes", helper.state == "S" else { return false }
+        return kernelWaitChannel(helper.pid).map { $0.contains(call) } ?? true
       }
+      while !blocked() && alive() && helper.value("result") == nil { usleep(1000) }
+      let clock = ContinuousClock()
+      let start = clock.now
+      var (sent, stopped) = (0, false)
+      while alive() && helper.value("result") == nil && clock.now - start < .milliseconds(1800) {
+        helper.signal(SIGUSR1)
+        sent += 1
+        usleep(150_000)
+        if !stopped && clock.now - start > .milliseconds(900) {
+          helper.signal(SIGSTOP)
+          usleep(100_000)
+          helper.signal(SIGCONT)
+          stopped = true
+        }
+      }
+      return sent
     }
+    let sent = try await signaller.value
+    #expect(sent >= 1, "signals sent while the helper waited")
     let outcome = try await helper.outcome()
     #expect(outcome.errorKind == "busy", "\(outcome.output)")
     #expect(outcome.output.contains("timed out"), "\(outcome.output)")
