@@ -90,12 +90,7 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
     report("semid", String(channel.channel.semaphoreSetID))
     report("capacity", String(channel.channel.capacity))
   case "chan-pid-namespace":
-    var link = [CChar](repeating: 0, count: 128)
-    let count = readlink("/proc/self/ns/pid", &link, link.count - 1)
-    report(
-      "namespace",
-      count > 0
-        ? String(decoding: link[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?")
+    report("namespace", symbolicLink("/proc/self/ns/pid") ?? "?")
   case "chan-open":
     let channel = try MessageChannel.open(id: args.int32("id"))
     _ = try channel.receive(block: false)

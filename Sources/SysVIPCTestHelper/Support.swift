@@ -104,3 +104,11 @@ func holdForever() -> Never {
   report("holding", "yes")
   while true { pause() }
 }
+
+/// The target of the symbolic link at `path` (`readlink`), or `nil`.
+func symbolicLink(_ path: String) -> String? {
+  var buffer = [CChar](repeating: 0, count: 256)
+  let count = readlink(path, &buffer, buffer.count - 1)
+  guard count > 0 else { return nil }
+  return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

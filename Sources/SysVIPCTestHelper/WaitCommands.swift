@@ -282,9 +282,4 @@ private func signalConfiguration() {
 
 /// The calling thread's kernel id, from /proc/thread-self (a system call each time: glibc
 /// declares `pthread_self` const, so the optimizer may move it across a suspension).
-func kernelThreadID() -> String {
-  var buffer = [CChar](repeating: 0, count: 64)
-  let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
-  guard count > 0 else { return "?" }
-  return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
+func kernelThreadID() -> String { symbolicLink("/proc/thread-self") ?? "?" }

@@ -156,11 +156,13 @@ struct WaitExecutorTests {
 
   /// When no thread can be started, a job of the executor runs on Swift's global executor
   /// instead (its task must not hang), and its waits take the hand-over path. (The executor here
-  /// has a pool that can start no thread: a thread limit, for this test only.)
+  /// has a pool of its own whose `pthread_create` fails, by the fault plan it is given: a thread
+  /// limit for this executor only; the task itself has no plan, so its waits find threads.)
   @Test func withoutThreadsTheExecutorsJobsStillRun() async throws {
     let semaphore = try SysVIPC.Semaphore(key: nil, flags: .createExclusive)
     defer { try? semaphore.remove() }
-    let noThreads = IPCWaitExecutor(pool: WaitThreadPool(startsThreads: false))
+    let refusal = FaultPlan(.init(.pthreadCreate, errno: EAGAIN, times: 1000))
+    let noThreads = IPCWaitExecutor(pool: WaitThreadPool(plan: refusal))
     let task = Task {
       try await withTaskExecutorPreference(noThreads) {
         let ranOnAPoolThread = WaitThreadPool.isWaitThread
@@ -172,6 +174,7 @@ struct WaitExecutorTests {
     try semaphore.release()
     let ranOnAPoolThread = try await task.value
     #expect(!ranOnAPoolThread, "the job ran on the global executor")
+    #expect(refusal.calls(.pthreadCreate) >= 1, "the executor tried to start a thread")
     #expect(try semaphore.value == 0)
   }
 }

@@ -36,7 +36,7 @@ public final class IPCWaitExecutor: TaskExecutor, Sendable {
 
   private let pool: WaitThreadPool
 
-  /// An executor on `pool` (tests give it a pool that can start no thread).
+  /// An executor on `pool` (tests give it a pool whose threads fail to start).
   init(pool: WaitThreadPool) { self.pool = pool }
 
   /// Runs `job` on an idle thread of the wait pool, or a new one.

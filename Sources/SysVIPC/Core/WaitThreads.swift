@@ -205,19 +205,14 @@ final class WaitThreadPool: @unchecked Sendable {
 
   private let lock = ConditionLock()
   private var idle: [Worker] = []
-  /// False for a pool that can start no thread (a test's stand-in for a thread limit).
-  private let startsThreads: Bool
 
   #if ENABLE_MOCKING
     /// A test's fault plan: this pool starts every thread under it, and reuses none.
     private let plan: FaultPlan?
 
-    init(startsThreads: Bool = true, plan: FaultPlan? = nil) {
-      self.startsThreads = startsThreads
-      self.plan = plan
-    }
+    init(plan: FaultPlan? = nil) { self.plan = plan }
   #else
-    init(startsThreads: Bool = true) { self.startsThreads = startsThreads }
+    init() {}
   #endif
 
   /// Marks the pool's threads (a thread-specific value), so that a wait can tell that it runs
@@ -236,7 +231,6 @@ final class WaitThreadPool: @unchecked Sendable {
   /// Runs `work` on a pool thread (an idle one, else a new one). Returns `false` when no thread
   /// could be started (`pthread_create` failed): the work did not run.
   func run(_ work: Work) -> Bool {
-    guard startsThreads else { return false }
     #if ENABLE_MOCKING
       // Under a test's fault plan every job asks for a new thread, so that pthread_create can
       // be made to fail whatever the pool holds.

@@ -1,5 +1,3 @@
-import Synchronization
-
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -30,23 +28,16 @@ enum AttachedRanges {
   }
   private static let state = TableLock()
 
-  /// The table's lock: one atomic word, held only for a few table operations (never across a
-  /// system call), so a waiter yields. Not `Mutex`: on Linux it waits on a futex that
-  /// ThreadSanitizer does not see, and every access it guards was reported as a race (187
-  /// false reports failed `Scripts/sanitize.sh thread`); acquire and release atomics it sees.
+  /// The table under the package's pthread mutex (``ConditionLock``, as the wait pool's and the
+  /// fault plans'), held only for a few table operations, never across a system call. Not
+  /// `Mutex`: on Linux it waits on a futex that ThreadSanitizer does not see, and every access
+  /// it guards was reported as a race (187 false reports failed `Scripts/sanitize.sh thread`).
   private final class TableLock: @unchecked Sendable {
-    private let held = Atomic<Bool>(false)
-    // Only read or written between a successful acquiring exchange of `held` and its
-    // releasing store.
+    private let lock = ConditionLock()
+    // Only read or written under `lock`.
     private var value = State()
 
-    func withLock<R>(_ body: (inout State) -> R) -> R {
-      while !held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-        system_yield()
-      }
-      defer { held.store(false, ordering: .releasing) }
-      return body(&value)
-    }
+    func withLock<R>(_ body: (inout State) -> R) -> R { lock.withLock { body(&value) } }
   }
 
   /// Runs `body` under the lock as soon as `ready` holds there, yielding in between (only while
