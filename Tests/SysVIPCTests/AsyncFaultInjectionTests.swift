@@ -177,4 +177,37 @@ struct AsyncFaultInjectionTests {
     #expect(throws: Never.self, "\(faultCase.name)") { try outcome.get() }
     #expect(plan.calls(faultCase.call) >= faultCase.nth + 3, "\(faultCase.name): retried")
   }
+
+  /// A cancellation whose signal reaches the waiting thread just before it enters the kernel is
+  /// not lost: the plan holds the waiting `msgrcv` back for 300 ms, the task is cancelled in
+  /// that time (the signal's handler runs while the thread is not in its wait), and the signal
+  /// is sent again until the wait ends. Without the repetition the receive would wait for ever.
+  @Test(arguments: [false, true])
+  func aCancellationJustBeforeTheKernelIsNotLost(onExecutor: Bool) async throws {
+    let queue = try MessageQueue(key: nil, flags: .createExclusive)
+    defer { try? queue.remove() }
+    // The 1st msgrcv is the try that does not wait; the 2nd waits, 300 ms late.
+    let plan = FaultPlan(.init(.msgrcv, nth: 2, errno: 0, delayNanoseconds: 300_000_000))
+    let ended = NSLock()
+    nonisolated(unsafe) var outcome: Result<Void, IPCError>?
+    let task = Task {
+      let result = await FaultPlan.$current.withValue(plan) {
+        await run(onExecutor: onExecutor) { () async throws(IPCError) in
+          _ = try await queue.receive(type: 1)
+        }
+      }
+      ended.withLock { outcome = result }
+    }
+    try await waitUntil("the waiting msgrcv is held back") { plan.calls(.msgrcv) >= 2 }
+    task.cancel()
+    try await waitUntil("the cancelled receive ended", timeout: .seconds(20)) {
+      ended.withLock { outcome != nil }
+    }
+    let result = try #require(ended.withLock { outcome })
+    #expect(throws: IPCError.self) { try result.get() }
+    if case .failure(let error) = result {
+      #expect(error.isCancellation, "\(error)")
+    }
+    #expect(plan.calls(.msgrcv) == 2, "the wait was made, not skipped")
+  }
 }

@@ -249,6 +249,73 @@ struct WaitTests {
     if kind == .receive { #expect(outcome.value("message") == "done") }
   }
 
+  /// Cancellation at any instant of a wait's start (before the waiting thread attaches, between
+  /// its last look at the stop and its entry into the kernel, where only the repeated signal
+  /// ends it, or in the kernel), racing a deadline that the timer thread keeps for every other
+  /// wait: every wait ends, cancelled or timed out, within 20 s. 200 waits per form, each
+  /// cancelled by a thread of its own 0–1 ms (spinning, not sleeping) after it starts.
+  @Test(arguments: [false, true])
+  func cancellationAtAnyInstantEndsEveryWait(onExecutor: Bool) async throws {
+    let queue = try makeMessageQueue()
+    defer { try? queue.remove() }
+    try await queue.send("other", type: 2)
+    var (cancelled, timedOut) = (0, 0)
+    for round in 0..<200 {
+      let timeout: Duration? = round % 2 == 0 ? nil : .microseconds(Int.random(in: 1...1000))
+      let outcome = Outcome()
+      let task = Task {
+        do {
+          if onExecutor {
+            try await withTaskExecutorPreference(IPCWaitExecutor.shared) {
+              _ = try await queue.receive(type: 1, timeout: timeout)
+            }
+          } else {
+            _ = try await queue.receive(type: 1, timeout: timeout)
+          }
+          outcome.set(nil)
+        } catch {
+          outcome.set(error)
+        }
+      }
+      let delay = Duration.microseconds(Int.random(in: 0...1000))
+      try await StartedThread {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: delay)
+        while clock.now < end {}
+        task.cancel()
+      }.value
+      try await waitUntil(
+        "wait \(round) (timeout \(String(describing: timeout))) ended", timeout: .seconds(20)
+      ) {
+        outcome.ended
+      }
+      switch outcome.error {
+      case nil:
+        Issue.record("wait \(round) received from a queue with no message of its type")
+      case let error as IPCError where error.isCancellation:
+        cancelled += 1
+      case let error as IPCError where timeout != nil && error.kind == .busy:
+        #expect(error.message.contains("timed out"), "\(error)")
+        timedOut += 1
+      case let error?:
+        Issue.record("wait \(round): \(error)")
+      }
+    }
+    #expect(cancelled >= 50, "cancelled \(cancelled), timed out \(timedOut)")
+    #expect(try await queue.receive(block: false).message == Array("other".utf8))
+  }
+
+  /// How a wait of ``cancellationAtAnyInstantEndsEveryWait(onExecutor:)`` ended (under a pthread
+  /// mutex, which ThreadSanitizer sees).
+  private final class Outcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: (any Error)??
+
+    func set(_ error: (any Error)?) { lock.withLock { value = .some(error) } }
+    var ended: Bool { lock.withLock { value != nil } }
+    var error: (any Error)? { lock.withLock { value ?? nil } }
+  }
+
   /// A timeout shorter than any wait still tries once: what is there is taken.
   @Test func aTinyTimeoutStillTakesWhatIsThere() async throws {
     let semaphore = try makeSemaphore(initialValue: 2)

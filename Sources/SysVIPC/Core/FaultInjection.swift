@@ -23,7 +23,8 @@
   final class FaultPlan: Sendable {
     /// One planned failure: calls `nth ..< nth + times` of `call` (1-based, counted from when
     /// the plan is installed) fail with `errno`, each after sleeping `delayNanoseconds` (to
-    /// stand for a signal that interrupts a wait some time in).
+    /// stand for a signal that interrupts a wait some time in). With `errno` 0 they do not fail:
+    /// they are made after the delay (a thread held just before it enters the kernel).
     struct Fault: Sendable {
       var call: SystemCallName
       var nth: Int

@@ -41,6 +41,9 @@ enum SystemCallName: String, Sendable, CaseIterable {
 func injectedFault(_ call: SystemCallName) -> Bool {
   #if ENABLE_MOCKING
     if let plan = FaultPlan.current, let error = plan.fault(for: call) {
+      // errno 0 plans only a delay: the call is then made (a thread held just short of the
+      // kernel, where a signal finds it outside its wait).
+      if error == 0 { return false }
       errno = error
       return true
     }
@@ -368,10 +371,22 @@ func system_threadGetSpecific(_ key: pthread_key_t) -> UnsafeMutableRawPointer? 
   pthread_getspecific(key)
 }
 
-/// `pthread_kill`: sends `signal` to `thread`.
+/// `pthread_self`, as one word to keep in an atomic: `pthread_t` is an integer on glibc and a
+/// pointer on Darwin and musl, one word everywhere, and never 0 or 1 (it addresses the thread's
+/// descriptor).
 @inline(__always)
-func system_threadKill(_ thread: pthread_t, _ signal: Int32) {
-  pthread_kill(thread, signal)
+func system_threadSelfWord() -> UInt { bitCast(pthread_self(), to: UInt.self) }
+
+/// `pthread_kill`: sends `signal` to the thread that ``system_threadSelfWord()`` named.
+@inline(__always)
+func system_threadKill(word thread: UInt, _ signal: Int32) {
+  pthread_kill(bitCast(thread, to: pthread_t.self), signal)
+}
+
+/// `unsafeBitCast` between `pthread_t` and `UInt`, which are the same type on glibc only.
+@inline(__always)
+private func bitCast<From, To>(_ value: From, to: To.Type) -> To {
+  unsafeBitCast(value, to: To.self)
 }
 
 /// `pthread_sigmask`.

@@ -21,25 +21,75 @@ private func monotonicNow() -> Int64 { system_monotonicNanoseconds() }
 // MARK: Ending a wait early
 
 /// One wait that may be ended early: by ``stop()`` (task cancellation) or at a deadline kept by
-/// the ``WaitTimer``. The waiting thread attaches itself for the time it blocks; the signal is
-/// sent only to an attached thread, under the timer's lock, so it never reaches a thread that has
-/// moved on.
+/// the ``WaitTimer``. The waiting thread attaches itself for the time it blocks; a signal is sent
+/// only to an attached thread, and detaching waits for a signal being sent, so that none reaches
+/// a thread that has moved on.
+///
+/// Attaching and detaching are one atomic store and one compare-exchange on the ticket, with no
+/// lock and no shared table unless a deadline or a stop involves the timer: they run just before
+/// and just after the thread sleeps, and after a sleep every cache line touched costs (the
+/// wake-up latency of a wait is measured in BENCHMARKS.md).
 package final class WaitTicket: @unchecked Sendable {
   private let stopped = Atomic<Bool>(false)
+  /// The attached thread (``system_threadSelfWord()``); ``detached`` when none, ``signalling``
+  /// while a signal is being sent to it (the sender holds the thread's word then).
+  private let waiter = Atomic<UInt>(WaitTicket.detached)
+  /// Whether the timer's table may hold this ticket (set under the timer's lock).
+  fileprivate let scheduled = Atomic<Bool>(false)
   // Guarded by WaitTimer.shared's lock.
-  fileprivate var thread: pthread_t?
   fileprivate var alarm = Int64.max
   fileprivate var resendDelay: Int64 = 1_000_000
+
+  private static let detached: UInt = 0
+  private static let signalling: UInt = 1
 
   init() {}
 
   /// Whether the wait was asked to stop (its task was cancelled).
-  var isStopped: Bool { stopped.load(ordering: .acquiring) }
+  var isStopped: Bool { stopped.load(ordering: .sequentiallyConsistent) }
 
   /// Ends the wait: at once if its thread blocks now, else before it blocks.
+  ///
+  /// The stop is stored, then the waiter read; the waiter stores itself, then reads the stop
+  /// (``isStopped``, before each call): both sequentially consistent, so that at least one of
+  /// them sees the other, and either the waiter does not block or it is signalled.
   func stop() {
-    stopped.store(true, ordering: .releasing)
+    stopped.store(true, ordering: .sequentiallyConsistent)
     WaitTimer.shared.interrupt(self)
+  }
+
+  private var isAttached: Bool { waiter.load(ordering: .acquiring) != Self.detached }
+
+  /// The calling thread is about to block: signals may reach it from now on.
+  fileprivate func attachThisThread() {
+    waiter.store(system_threadSelfWord(), ordering: .sequentiallyConsistent)
+  }
+
+  /// No signal reaches the thread after this returns: one being sent now is waited for.
+  fileprivate func detachThisThread() {
+    let me = system_threadSelfWord()
+    while !waiter.compareExchange(
+      expected: me, desired: Self.detached, ordering: .acquiringAndReleasing
+    ).exchanged {
+      // A sender holds the word for the length of one pthread_kill.
+      system_yield()
+    }
+  }
+
+  /// Sends `signal` to the attached thread; `false` when none is attached (or another sender
+  /// is sending at this instant, which serves as well).
+  fileprivate func signal(_ signal: Int32) -> Bool {
+    let thread = waiter.load(ordering: .sequentiallyConsistent)
+    if thread == Self.detached { return false }
+    if thread == Self.signalling { return true }
+    guard
+      waiter.compareExchange(
+        expected: thread, desired: Self.signalling, ordering: .acquiringAndReleasing
+      ).exchanged
+    else { return isAttached }
+    system_threadKill(word: thread, signal)
+    waiter.store(thread, ordering: .releasing)
+    return true
   }
 }
 
@@ -57,28 +107,33 @@ final class WaitTimer: @unchecked Sendable {
   private var running = false
 
   /// Attaches the calling thread to `ticket` for the time it blocks; with a deadline, the
-  /// signal ends the wait then. Returns `false` when the timer thread cannot be started.
+  /// signal ends the wait then. Returns `false` when the timer thread cannot be started (the
+  /// thread is not attached then).
   func attach(_ ticket: WaitTicket, deadline: Int64?) -> Bool {
-    lock.withLock {
-      ticket.thread = pthread_self()
-      guard let deadline else { return true }
-      return schedule(ticket, at: deadline)
-    }
+    ticket.attachThisThread()
+    guard let deadline else { return true }
+    let scheduled = lock.withLock { schedule(ticket, at: deadline) }
+    if !scheduled { ticket.detachThisThread() }
+    return scheduled
   }
 
   /// Detaches the thread: no signal reaches it for this wait any more.
   func detach(_ ticket: WaitTicket) {
+    ticket.detachThisThread()
+    // A ticket the timer never saw (no deadline, not stopped) touches nothing shared. One that
+    // a stop scheduled just after this check stays in the table until its alarm, when the timer
+    // finds it detached and drops it.
+    guard ticket.scheduled.load(ordering: .acquiring) else { return }
     lock.withLock {
-      ticket.thread = nil
       alarms[ObjectIdentifier(ticket)] = nil
+      ticket.scheduled.store(false, ordering: .releasing)
     }
   }
 
   /// Signals `ticket`'s thread now if it is attached, and again later until it detaches.
   fileprivate func interrupt(_ ticket: WaitTicket) {
     lock.withLock {
-      guard let thread = ticket.thread else { return }
-      system_threadKill(thread, WaitSignal.number)
+      guard ticket.signal(WaitSignal.number) else { return }
       _ = schedule(ticket, at: monotonicNow() + ticket.resendDelay)
     }
   }
@@ -87,10 +142,12 @@ final class WaitTimer: @unchecked Sendable {
   private func schedule(_ ticket: WaitTicket, at time: Int64) -> Bool {
     ticket.alarm = time
     alarms[ObjectIdentifier(ticket)] = ticket
+    ticket.scheduled.store(true, ordering: .releasing)
     if !running {
       running = startThread(stackSize: 64 * 1024) { self.run() }
       if !running {
         alarms[ObjectIdentifier(ticket)] = nil
+        ticket.scheduled.store(false, ordering: .releasing)
         return false
       }
     }
@@ -106,14 +163,21 @@ final class WaitTimer: @unchecked Sendable {
     while true {
       let now = monotonicNow()
       var next = Int64.max
-      for ticket in alarms.values {
-        if ticket.alarm <= now, let thread = ticket.thread {
-          system_threadKill(thread, WaitSignal.number)
+      var gone: [ObjectIdentifier] = []
+      for (key, ticket) in alarms {
+        if ticket.alarm <= now {
+          guard ticket.signal(WaitSignal.number) else {
+            // Detached since it was scheduled: nothing more to send.
+            ticket.scheduled.store(false, ordering: .releasing)
+            gone.append(key)
+            continue
+          }
           ticket.alarm = now + ticket.resendDelay
           ticket.resendDelay = min(ticket.resendDelay * 2, 16_000_000)
         }
         next = min(next, ticket.alarm)
       }
+      for key in gone { alarms[key] = nil }
       sleepsUntil = next
       if next == .max { due.wait(lock) } else { due.wait(lock, untilNanoseconds: next) }
       sleepsUntil = .max
