@@ -37,7 +37,7 @@ SIZES_SHM = [4096, 1048576, 67108864]
 SIZES_MQ = [8, 64, 1024, 8192]
 
 # Fields that identify a case in a result line (everything else is a measurement).
-MEASUREMENTS = {"impl", "ops", "seconds", "ops_per_s", "MB_per_s", "rtt_us", "check"}
+MEASUREMENTS = {"impl", "ops", "seconds", "ops_per_s", "MB_per_s", "rtt_us", "check", "switches", "child_switches"}
 
 
 def cases(pins, scale):

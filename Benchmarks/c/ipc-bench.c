@@ -23,6 +23,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
@@ -79,6 +80,13 @@ static void report(const char *scenario, long ops, int64_t ns, long bytes_per_op
   if (bytes_per_op >= 0) printf(" MB_per_s=%.1f", (double)ops * (double)bytes_per_op / seconds / 1e6);
   if (round_trip) printf(" rtt_us=%.3f", seconds / (double)ops * 1e6);
   if (extra && *extra) printf(" %s", extra);
+  // Context switches (voluntary/involuntary) of this process and its reaped children: on one
+  // CPU they, not the code, decide a two-process figure (see BENCHMARKS.md).
+  struct rusage self, children;
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &children);
+  printf(" switches=%ld/%ld child_switches=%ld/%ld", self.ru_nvcsw, self.ru_nivcsw,
+         children.ru_nvcsw, children.ru_nivcsw);
   printf("\n");
   fflush(stdout);
 }

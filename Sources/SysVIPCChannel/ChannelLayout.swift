@@ -28,10 +28,13 @@ enum ChannelLayout {
   /// The creator's PID namespace (the inode of `/proc/self/ns/pid`), 0 when unknown. Every
   /// process that uses the channel must share it: the consumer tells a dead writer by its pid.
   static let pidNamespaceOffset = 48
-  static let tailOffset = 64
   /// Non-zero once the channel is being removed (set before `IPC_RMID`): sends and receives on
-  /// handles still attached fail with `.existential` instead of losing messages.
-  static let removedOffset = 72
+  /// handles still attached fail with `.existential` instead of losing messages. Both sides
+  /// read it on every claim and poll, so it lives in the header's first cache line, which is
+  /// written only at creation and removal: beside the tail (which producers write on every
+  /// claim) it moved that line to the consumer and back for every message.
+  static let removedOffset = 56
+  static let tailOffset = 64
   static let consumerSleepersOffset = 128
   static let producerSleepersOffset = 132
   static let headOffset = 192

@@ -43,8 +43,8 @@ struct ChannelRing: @unchecked Sendable {
 
   var tailWord: UnsafeMutableRawPointer { base + ChannelLayout.tailOffset }
   var headWord: UnsafeMutableRawPointer { base + ChannelLayout.headOffset }
-  /// Set by `MessageChannel.remove()` before `IPC_RMID`; in the tail's cache line, so that the
-  /// check costs the fast path no extra cache miss.
+  /// Set by `MessageChannel.remove()` before `IPC_RMID`; in the header's read-only first line
+  /// (see ``ChannelLayout/removedOffset``).
   var removedWord: UnsafeMutableRawPointer { base + ChannelLayout.removedOffset }
   @inline(__always) var isRemoved: Bool { csvc_load32_relaxed(removedWord) != 0 }
 

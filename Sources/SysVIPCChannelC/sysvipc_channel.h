@@ -26,8 +26,10 @@
  *            An opener whose own namespace is known and differs refuses the channel (EXDEV):
  *            the consumer tells dead writers by their pids, so every process that uses a
  *            channel must share its creator's PID namespace. 0 (either side) skips the check.
+ *    56  u32 removed     set to 1 by a remover before IPC_RMID: claims and polls fail with EIDRM
+ *                        (in the first cache line, written only at creation and removal, so
+ *                        that reading it on every claim and poll moves no line between sides)
  *    64  u64 tail        next position to claim (producers; any producer may advance it)
- *    72  u32 removed     set to 1 by a remover before IPC_RMID: claims and polls fail with EIDRM
  *   128  u32 consumer sleepers   (consumer +1 before it sleeps; a producer takes it and posts)
  *   132  u32 producer sleepers   (each waiting producer +1; the consumer takes and posts)
  *   192  u64 head        next position the consumer reads (recorded for a restarted consumer)
@@ -97,6 +99,7 @@
 #define SVC_MAGIC 0x4E48434350495653ull
 #define SVC_VERSION 1u
 #define SVC_HEADER 256u
+#define SVC_REMOVED 56u /* offset of the removed word */
 #define SVC_SLOT_HEADER 24u
 #define SVC_FREE 0u
 #define SVC_ABANDONED 0xFFFFFFFEu
@@ -321,14 +324,14 @@ static inline void svc_close(svc_channel *c) {
 }
 
 static inline void svc_remove(svc_channel *c) {
-  __atomic_store_n(svc__u32(c, 72), 1, __ATOMIC_SEQ_CST); /* attached handles stop using it */
+  __atomic_store_n(svc__u32(c, SVC_REMOVED), 1, __ATOMIC_SEQ_CST); /* attached handles stop using it */
   semctl(c->semid, 0, IPC_RMID);
   shmctl(c->shmid, IPC_RMID, NULL);
 }
 
 /* One claim attempt: 0 (claimed *pos), EAGAIN (full) or EPROTO. */
 static inline int svc__claim(svc_channel *c, uint64_t *pos) {
-  if (__atomic_load_n(svc__u32(c, 72), __ATOMIC_RELAXED)) return EIDRM;
+  if (__atomic_load_n(svc__u32(c, SVC_REMOVED), __ATOMIC_RELAXED)) return EIDRM;
   uint64_t *tailp = svc__u64(c, 64);
   uint64_t tail = __atomic_load_n(tailp, __ATOMIC_ACQUIRE);
   for (int tries = 0; tries < (1 << 16); tries++) {
@@ -453,7 +456,7 @@ static inline int svc_send(svc_channel *c, const void *data, uint32_t len, int64
  * by *writer), EPROTO (garbage; a bad committed slot is dropped). */
 static inline int svc__poll(svc_channel *c, uint32_t *len, int64_t *type, uint32_t *writer) {
   *writer = 0;
-  if (__atomic_load_n(svc__u32(c, 72), __ATOMIC_RELAXED)) return EIDRM;
+  if (__atomic_load_n(svc__u32(c, SVC_REMOVED), __ATOMIC_RELAXED)) return EIDRM;
   for (uint32_t i = 0; i <= c->capacity; i++) {
     uint8_t *slot = svc__slot(c, c->head);
     uint32_t lap = svc__lap(c, c->head);

@@ -15,13 +15,14 @@ func chanThroughput(_ options: Options) throws {
   let n = options.iterations ?? 1_000_000
   let warm = warmUp(n)
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
+  // Pinned before the channel is made and the child started: the same order as the C side's.
+  try pinSelf(parentCPU)
   let channel = try MessageChannel.create(
     key: .private, capacity: channelCapacity, maxMessageSize: size)
   atCleanup { try? channel.remove() }
   let child = try Child(
     role: "chan_throughput",
     ["cpu=\(childCPU ?? -1)", "iterations=\(warm + n)", "channel=\(channel.id)", "size=\(size)"])
-  try pinSelf(parentCPU)
   let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
   defer { buffer.deallocate() }
   for _ in 0..<warm {
@@ -61,6 +62,7 @@ func chanPingPong(_ options: Options) throws {
   let n = options.iterations ?? 200_000
   let warm = warmUp(n)
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
+  try pinSelf(parentCPU)  // before the channels are made, as above
   let requests = try MessageChannel.create(
     key: .private, capacity: channelCapacity, maxMessageSize: size)
   atCleanup { try? requests.remove() }
@@ -73,7 +75,6 @@ func chanPingPong(_ options: Options) throws {
       "cpu=\(childCPU ?? -1)", "iterations=\(warm + n)", "requests=\(requests.id)",
       "replies=\(replies.id)", "size=\(size)",
     ])
-  try pinSelf(parentCPU)
   let request = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
   defer { request.deallocate() }
   request.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "q"))

@@ -101,6 +101,19 @@ func report(
   }
   if roundTrip { line += " rtt_us=\(fixed(seconds / Double(ops) * 1e6, 3))" }
   for (key, value) in extra { line += " \(key)=\(value)" }
+  // Context switches (voluntary/involuntary) of this process and its reaped children, as the C
+  // side reports them.
+  var own = rusage()
+  var children = rusage()
+  #if canImport(Glibc)
+    getrusage(RUSAGE_SELF.rawValue, &own)
+    getrusage(RUSAGE_CHILDREN.rawValue, &children)
+  #else
+    getrusage(RUSAGE_SELF, &own)
+    getrusage(RUSAGE_CHILDREN, &children)
+  #endif
+  line += " switches=\(own.ru_nvcsw)/\(own.ru_nivcsw)"
+  line += " child_switches=\(children.ru_nvcsw)/\(children.ru_nivcsw)"
   print(line)
 }
 
