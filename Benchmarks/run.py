@@ -86,6 +86,9 @@ def cases(pins, scale):
             count = (400_000 if split else 200_000) if size <= 1024 else (100_000 if split else 50_000)
             out.append(("chan_throughput", ["chan_throughput", "--size", str(size), "--pin", pin, "--iterations", n(count)]))
         out.append(("chan_pingpong", ["chan_pingpong", "--pin", pin, "--iterations", n(50_000 if split else 30_000)]))
+        # The same on single-producer channels (plain stores instead of compare-and-swaps).
+        out.append(("chan_throughput", ["chan_throughput", "--size", "64", "--api", "single", "--pin", pin, "--iterations", n(400_000 if split else 200_000)]))
+        out.append(("chan_pingpong", ["chan_pingpong", "--api", "single", "--pin", pin, "--iterations", n(50_000 if split else 30_000)]))
         if split:
             out.append(("limit_pingpong", ["limit_pingpong", "--pin", pin, "--iterations", n(200_000)]))
     # Send -> resumption of a receiver waiting in the async receive (Swift) or msgrcv (C); one
@@ -116,7 +119,7 @@ def channel_summary(results, c_only):
     for key in sorted(results):
         if not key.startswith("scenario=chan_"):
             continue
-        mq_key = key.replace("scenario=chan_", "scenario=mq_")
+        mq_key = key.replace("scenario=chan_", "scenario=mq_").replace(" api=single", "")
         for impl in ["swift", "c"]:
             if key.startswith("scenario=chan_throughput"):
                 chan, mq = median(key, "ops_per_s", impl), median(mq_key, "ops_per_s", impl)

@@ -732,8 +732,9 @@ static void stat_scenario(struct options *o) {
 // MessageChannel: 64 slots, the parent pinned before it creates the channel (spinning is decided
 // from the CPUs a process may use when it opens a channel).
 
-static void new_channel(svc_channel *c, long size) {
-  int rc = svc_create(c, IPC_PRIVATE, 64, (uint32_t)size, 0600);
+// --api single: a single-producer channel (SVC_SINGLE_PRODUCER).
+static void new_channel(svc_channel *c, long size, int single) {
+  int rc = svc_create_flags(c, IPC_PRIVATE, 64, (uint32_t)size, 0600, single ? SVC_SINGLE_PRODUCER : 0);
   if (rc) fail("svc_create: %s", strerror(rc));
   at_cleanup(KIND_SHM, c->shmid);
   at_cleanup(KIND_SEM, c->semid);
@@ -750,7 +751,8 @@ static void chan_throughput(struct options *o) {
   cpu_plan(o->pin, &parent_cpu, &child_cpu);
   pin_self(parent_cpu);
   svc_channel c;
-  new_channel(&c, size);
+  int single = strcmp(o->api, "single") == 0;
+  new_channel(&c, size, single);
   spawn_child("chan_throughput", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
               format("channel=%d", c.shmid), format("size=%ld", size), NULL);
   unsigned char *buffer = malloc((size_t)size);
@@ -769,7 +771,8 @@ static void chan_throughput(struct options *o) {
   join_child();
   free(buffer);
   clean_up();
-  report("chan_throughput", n, elapsed, size, 0, format("size=%ld pin=%s", size, pin_names[o->pin]));
+  report("chan_throughput", n, elapsed, size, 0,
+         format("size=%ld pin=%s%s", size, pin_names[o->pin], single ? " api=single" : ""));
 }
 
 static void chan_throughput_child(void) {
@@ -793,8 +796,9 @@ static void chan_pingpong(struct options *o) {
   cpu_plan(o->pin, &parent_cpu, &child_cpu);
   pin_self(parent_cpu);
   svc_channel requests, replies;
-  new_channel(&requests, size);
-  new_channel(&replies, size);
+  int single = strcmp(o->api, "single") == 0;
+  new_channel(&requests, size, single);
+  new_channel(&replies, size, single);
   spawn_child("chan_pingpong", format("cpu=%d", child_cpu), format("iterations=%ld", warm + n),
               format("requests=%d", requests.shmid), format("replies=%d", replies.shmid),
               format("size=%ld", size), NULL);
@@ -814,7 +818,8 @@ static void chan_pingpong(struct options *o) {
   free(request);
   free(reply);
   clean_up();
-  report("chan_pingpong", n, elapsed, -1, 1, format("size=%ld pin=%s", size, pin_names[o->pin]));
+  report("chan_pingpong", n, elapsed, -1, 1,
+         format("size=%ld pin=%s%s", size, pin_names[o->pin], single ? " api=single" : ""));
 }
 
 static void chan_pingpong_child(void) {
@@ -948,7 +953,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(flag, "--api") == 0) {
       if (strcmp(value, "copy") != 0 && strcmp(value, "zerocopy") != 0 && strcmp(value, "alloc") != 0 &&
           strcmp(value, "buffer") != 0 && strcmp(value, "async") != 0 && strcmp(value, "blocking") != 0 &&
-          strcmp(value, "executor") != 0)
+          strcmp(value, "executor") != 0 && strcmp(value, "single") != 0)
         fail("bad --api %s", value);
       o.api = value;
     } else if (strcmp(flag, "--kind") == 0) {

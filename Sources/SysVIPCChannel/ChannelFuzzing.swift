@@ -22,8 +22,9 @@ enum ChannelFuzzing {
   }
 
   /// Byte 0 picks the mode: odd, `data` is the whole segment, header included; even, bytes 1
-  /// and 2 pick a small valid geometry whose header is written over `data`, so that the ring
-  /// behind it (tail, head, sleepers, slot states, lengths) is garbage under a good header.
+  /// and 2 pick a small valid geometry (and byte 1's high bit the single-producer flag) whose
+  /// header is written over `data`, so that the ring behind it (tail, head, sleepers, slot
+  /// states, lengths) is garbage under a good header.
   static func exercise(_ data: UnsafeRawBufferPointer) -> Outcome {
     var outcome = Outcome()
     guard let first = data.first else { return outcome }
@@ -43,7 +44,8 @@ enum ChannelFuzzing {
     if let geometry {
       // The ring stays the fuzzer's bytes; only the header is made valid.
       segment.baseAddress!.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
-      ChannelHeader.write(geometry, semaphoreSetID: 1, to: segment.baseAddress!)
+      let flags = data[1] & 0x80 != 0 ? ChannelLayout.singleProducerFlag : 0
+      ChannelHeader.write(geometry, semaphoreSetID: 1, flags: flags, to: segment.baseAddress!)
     }
     let header: ChannelHeader
     switch ChannelHeader.read(from: segment.baseAddress!, segmentSize: size) {
@@ -55,6 +57,8 @@ enum ChannelFuzzing {
     if header.geometry.segmentSize > size { outcome.violations += 1 }
     let ring = ChannelRing(base: segment.baseAddress!, geometry: header.geometry)
     var head = ring.startingHead()
+    // A single producer's cursor starts at the recorded tail, as a registering one's does.
+    var tail = csvc_load64_acquire(ring.tailWord)
     // Bounded: each round consumes, sends or stops.
     for round in 0..<(4 * header.geometry.capacity + 8) {
       switch ring.poll(head: &head) {
@@ -72,15 +76,23 @@ enum ChannelFuzzing {
       case .fault:
         outcome.faults += 1
       case .empty, .writing:
-        switch ring.claim(writer: 1) {
+        let claim =
+          header.isSingleProducer ? ring.claimExclusive(tail: &tail) : ring.claim(writer: 1)
+        switch claim {
         case .claimed(let position):
           let payload = ring.payload(at: position)
           memset(payload, Int32(round & 0xFF), header.geometry.maxMessageSize)
           // Nothing else touches the ring here: the claim is still ours.
-          guard ring.commit(position, writer: 1, type: 1, count: header.geometry.maxMessageSize)
-          else {
-            outcome.violations += 1
-            return outcome
+          if header.isSingleProducer {
+            ring.commitExclusive(position, type: 1, count: header.geometry.maxMessageSize)
+            tail = position &+ 1
+          } else {
+            guard
+              ring.commit(position, writer: 1, type: 1, count: header.geometry.maxMessageSize)
+            else {
+              outcome.violations += 1
+              return outcome
+            }
           }
           outcome.sent += 1
         case .full: return outcome

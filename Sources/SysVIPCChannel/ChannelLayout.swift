@@ -25,6 +25,12 @@ enum ChannelLayout {
   static let semaphoreSetIDOffset = 28
   static let segmentSizeOffset = 32
   static let producersEverOffset = 40
+  /// Options fixed at creation; an opener refuses bits it does not know.
+  static let flagsOffset = 44
+  /// Flag: one producer handle at a time (registered exclusively, as the consumer is); it claims
+  /// and commits slots with plain stores instead of compare-and-swaps.
+  static let singleProducerFlag: UInt32 = 1
+  static let knownFlags: UInt32 = singleProducerFlag
   /// The creator's PID namespace (the inode of `/proc/self/ns/pid`), 0 when unknown. Every
   /// process that uses the channel must share it: the consumer tells a dead writer by its pid.
   static let pidNamespaceOffset = 48
@@ -115,12 +121,16 @@ struct ChannelHeader: Equatable, Sendable {
   let semaphoreSetID: Int32
   /// The creator's PID namespace; 0 when it was not recorded (it could not be read).
   var pidNamespace: UInt64 = 0
+  /// The flags word (``ChannelLayout/singleProducerFlag``).
+  var flags: UInt32 = 0
+
+  var isSingleProducer: Bool { flags & ChannelLayout.singleProducerFlag != 0 }
 
   /// Writes a new header into a zero-filled segment; the magic goes last, with release order,
   /// so that an opener that sees it sees everything else.
   static func write(
     _ geometry: ChannelGeometry, semaphoreSetID: Int32, pidNamespace: UInt64 = 0,
-    to base: UnsafeMutableRawPointer
+    flags: UInt32 = 0, to base: UnsafeMutableRawPointer
   ) {
     base.storeBytes(
       of: ChannelLayout.version, toByteOffset: ChannelLayout.versionOffset, as: UInt32.self)
@@ -142,6 +152,7 @@ struct ChannelHeader: Equatable, Sendable {
       as: UInt64.self)
     base.storeBytes(
       of: pidNamespace, toByteOffset: ChannelLayout.pidNamespaceOffset, as: UInt64.self)
+    base.storeBytes(of: flags, toByteOffset: ChannelLayout.flagsOffset, as: UInt32.self)
     base.storeBytes(of: 0, toByteOffset: ChannelLayout.removedOffset, as: UInt32.self)
     // Slot i starts free for position i (lap 0): all zero, as a new segment is.
     csvc_store64_release(base + ChannelLayout.magicOffset, ChannelLayout.magic)
@@ -208,11 +219,19 @@ struct ChannelHeader: Equatable, Sendable {
     guard semaphoreSetID >= 0 else {
       return .failure(.notAChannel("found semaphore set id \(semaphoreSetID)"))
     }
+    let flags = field(ChannelLayout.flagsOffset)
+    guard flags & ~ChannelLayout.knownFlags == 0 else {
+      return .failure(
+        .notAChannel(
+          "found flags 0x\(String(flags, radix: 16)); this library knows 0x\(String(ChannelLayout.knownFlags, radix: 16))"
+        ))
+    }
     // Any value: it is only ever compared with the opener's own namespace.
     let pidNamespace = base.loadUnaligned(
       fromByteOffset: ChannelLayout.pidNamespaceOffset, as: UInt64.self)
     return .success(
       ChannelHeader(
-        geometry: geometry, semaphoreSetID: semaphoreSetID, pidNamespace: pidNamespace))
+        geometry: geometry, semaphoreSetID: semaphoreSetID, pidNamespace: pidNamespace,
+        flags: flags))
   }
 }

@@ -123,6 +123,52 @@ struct ChannelRing: @unchecked Sendable {
       slot, Self.state(lap: lap, code: writer), Self.state(lap: lap, code: ChannelLayout.committed))
   }
 
+  // MARK: The single producer
+
+  /// Claims the next position for a channel's only producer, from its own cursor (`tail`), with
+  /// no store at all: no other producer can take the slot, and the consumer only frees slots.
+  /// The cursor moves past slots already used at its lap: after a producer died between
+  /// committing and recording the tail, its successor starts from the recorded tail.
+  @inline(__always)
+  func claimExclusive(tail: inout UInt64) -> Claim {
+    if isRemoved { return .fault(.removed) }
+    for _ in 0...geometry.capacity {
+      let lap = lap(of: tail)
+      let state = csvc_load64_acquire(slot(at: tail))
+      let distance = Int32(bitPattern: UInt32(truncatingIfNeeded: state >> 32) &- lap)
+      let code = UInt32(truncatingIfNeeded: state)
+      if distance == 0 && code == ChannelLayout.free { return .claimed(tail) }
+      if distance == -1 { return .full }
+      // Used at this lap (committed, abandoned) or already consumed (the next lap, free): the
+      // cursor is stale.
+      guard
+        (distance == 0 && (code == ChannelLayout.committed || code == ChannelLayout.abandoned))
+          || (distance == 1 && code == ChannelLayout.free)
+      else {
+        return .fault(
+          .corrupt(
+            "slot of position \(tail) has state 0x\(String(state, radix: 16)) at the single producer's lap \(lap)"
+          ))
+      }
+      tail &+= 1
+    }
+    return .fault(.corrupt("no slot at or after the recorded tail is the producer's"))
+  }
+
+  /// Publishes the single producer's message at `position` (a release store: no one else can
+  /// have changed the state) and records the tail past it.
+  @inline(__always)
+  func commitExclusive(_ position: UInt64, type: Int, count: Int) {
+    let slot = slot(at: position)
+    let lap = lap(of: position)
+    slot.storeBytes(of: Int64(type), toByteOffset: ChannelLayout.slotTypeOffset, as: Int64.self)
+    slot.storeBytes(
+      of: UInt32(truncatingIfNeeded: count), toByteOffset: ChannelLayout.slotLengthOffset,
+      as: UInt32.self)
+    csvc_store64_release(slot, Self.state(lap: lap, code: ChannelLayout.committed))
+    csvc_store64_relaxed(tailWord, position &+ 1)
+  }
+
   /// Gives up the claimed `position`: the consumer skips it.
   func abandon(_ position: UInt64) {
     csvc_store64_release(

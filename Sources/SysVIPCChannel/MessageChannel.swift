@@ -27,6 +27,12 @@ import SystemPackage
 /// receive registers the handle as the channel's consumer; a receive on another handle, in this
 /// process or another, throws `IPCError.Kind.busy` while that consumer lives. Handles
 /// must not be used across `fork()`.
+///
+/// A channel created with `singleProducer: true` takes one producer handle at a time, registered
+/// as the consumer is (a send on another handle throws `IPCError.Kind.busy` while it lives, and
+/// one send at a time on that handle): its sends claim and publish slots with plain stores
+/// instead of compare-and-swaps, the fastest hand-over between two processes (see
+/// <doc:ChoosingAChannel>).
 public final class MessageChannel: @unchecked Sendable {
   /// The key both objects have (`IPCKey.private` for a private channel).
   public let key: IPCKey
@@ -38,6 +44,8 @@ public final class MessageChannel: @unchecked Sendable {
   public var capacity: Int { ring.geometry.capacity }
   /// The largest message in bytes.
   public var maxMessageSize: Int { ring.geometry.maxMessageSize }
+  /// Whether the channel takes one producer handle at a time (`singleProducer` at creation).
+  public let isSingleProducer: Bool
 
   /// When true, a blocking receive on an empty channel whose producers have all gone (at least
   /// one producer sent, and every one that did has exited or closed its handle) throws
@@ -61,7 +69,12 @@ public final class MessageChannel: @unchecked Sendable {
   private let producerRegistered = Atomic<Bool>(false)
   private let consumerRegistered = Atomic<Bool>(false)
   private let receiving = Atomic<Bool>(false)
+  /// A single-producer handle's one send in progress, from claim to commit or abandon.
+  private let sending = Atomic<Bool>(false)
   private let producerSpin = Atomic<Int64>(Spin.initial)
+  /// A single-producer handle's next position, touched only by the one send in progress (the
+  /// `sending` flag), behind a pointer as the consumer's state is.
+  private let producerTail: UnsafeMutablePointer<UInt64>
   /// The consumer's state, touched only by the one receive in progress (the `receiving` flag),
   /// behind a pointer: a stored `var` of a class would cost an exclusivity check per access.
   private let consumer: UnsafeMutablePointer<ConsumerState>
@@ -76,10 +89,16 @@ public final class MessageChannel: @unchecked Sendable {
     self.spins = csvc_cpus_online() > 1
     self.consumer = .allocate(capacity: 1)
     self.consumer.initialize(to: ConsumerState())
+    self.isSingleProducer = header.isSingleProducer
+    self.producerTail = .allocate(capacity: 1)
+    self.producerTail.initialize(to: 0)
   }
 
   deinit {
-    defer { consumer.deallocate() }
+    defer {
+      consumer.deallocate()
+      producerTail.deallocate()
+    }
     // Count this handle out; SEM_UNDO on the -1 cancels the +1's adjustment.
     let flags = csvc_sem_undo | csvc_ipc_nowait
     if producerRegistered.load(ordering: .relaxed) {
@@ -106,11 +125,14 @@ public final class MessageChannel: @unchecked Sendable {
   ///   - maxMessageSize: the largest message, 1...2^30 bytes; it may exceed `msgmax`. Each slot
   ///     takes `maxMessageSize` + 24 bytes rounded up to 64.
   ///   - mode: the permissions of both objects.
+  ///   - singleProducer: one producer handle at a time (``isSingleProducer``): the fastest
+  ///     sends; a second producer handle gets `IPCError.Kind.busy` while the first lives.
   /// - Throws: `IPCError.Kind.existential` when a segment or semaphore set exists at
   ///   `key`, `IPCError.Kind.invalidArgument` for an impossible geometry, and the
   ///   errors of `shmget`/`semget`. Nothing is left behind when it throws.
   public static func create(
-    key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600
+    key: IPCKey?, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
+    singleProducer: Bool = false
   ) throws(IPCError) -> MessageChannel {
     try checkWritable(mode, "create")
     let geometry = try checked(
@@ -120,7 +142,7 @@ public final class MessageChannel: @unchecked Sendable {
         key: key, flags: .createExclusive, mode: mode, size: geometry.segmentSize,
         initCharacter: 0)
       do throws(IPCError) {
-        return try initialise(memory, geometry, mode: mode)
+        return try initialise(memory, geometry, mode: mode, singleProducer: singleProducer)
       } catch  where key == nil && error.errno == .fileExists {
         try? memory.remove()  // a semaphore set has the random key: pick another
       } catch {
@@ -136,23 +158,25 @@ public final class MessageChannel: @unchecked Sendable {
   /// `SharedMemory.openOrCreateReportingCreation(key:size:mode:)`), and every caller
   /// returns a channel whose header is complete.
   ///
-  /// - Throws: `IPCError.Kind.invalidArgument` when a channel of another geometry (or
-  ///   something else) exists at `key`; `IPCError.Kind.busy` when its creator did not
-  ///   finish within `timeout` (it may have died: remove the objects).
+  /// - Throws: `IPCError.Kind.invalidArgument` when a channel of another geometry, or not
+  ///   `singleProducer` as asked (or something else), exists at `key`;
+  ///   `IPCError.Kind.busy` when its creator did not finish within `timeout` (it may have
+  ///   died: remove the objects).
   public static func openOrCreate(
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
-    timeout: Duration = .seconds(10)
+    singleProducer: Bool = false, timeout: Duration = .seconds(10)
   ) throws(IPCError) -> MessageChannel {
     try openOrCreateReportingCreation(
-      key: key, capacity: capacity, maxMessageSize: maxMessageSize, mode: mode, timeout: timeout
+      key: key, capacity: capacity, maxMessageSize: maxMessageSize, mode: mode,
+      singleProducer: singleProducer, timeout: timeout
     ).channel
   }
 
-  /// ``openOrCreate(key:capacity:maxMessageSize:mode:timeout:)``, also telling whether this call
-  /// created the channel.
+  /// ``openOrCreate(key:capacity:maxMessageSize:mode:singleProducer:timeout:)``, also telling
+  /// whether this call created the channel.
   public static func openOrCreateReportingCreation(
     key: IPCKey, capacity: Int, maxMessageSize: Int, mode: IPCPermissions = 0o600,
-    timeout: Duration = .seconds(10)
+    singleProducer: Bool = false, timeout: Duration = .seconds(10)
   ) throws(IPCError) -> (channel: MessageChannel, created: Bool) {
     try checkWritable(mode, "openOrCreate")
     let geometry = try checked(
@@ -161,7 +185,9 @@ public final class MessageChannel: @unchecked Sendable {
       key: key, size: geometry.segmentSize, mode: mode)
     if created {
       do throws(IPCError) {
-        return (try initialise(memory, geometry, mode: mode), true)
+        return (
+          try initialise(memory, geometry, mode: mode, singleProducer: singleProducer), true
+        )
       } catch {
         try? memory.remove()
         throw error
@@ -172,6 +198,12 @@ public final class MessageChannel: @unchecked Sendable {
       throw .init(
         .invalidArgument,
         "MessageChannel.openOrCreate at key \(key): it exists with capacity \(channel.capacity) and maxMessageSize \(channel.maxMessageSize)"
+      )
+    }
+    guard channel.isSingleProducer == singleProducer else {
+      throw .init(
+        .invalidArgument,
+        "MessageChannel.openOrCreate at key \(key): it exists \(channel.isSingleProducer ? "with" : "without") singleProducer"
       )
     }
     return (channel, false)
@@ -244,7 +276,8 @@ public final class MessageChannel: @unchecked Sendable {
 
   /// The creator's part: the semaphore set, then the header, magic last.
   private static func initialise(
-    _ memory: SharedMemory, _ geometry: ChannelGeometry, mode: IPCPermissions
+    _ memory: SharedMemory, _ geometry: ChannelGeometry, mode: IPCPermissions,
+    singleProducer: Bool
   ) throws(IPCError) -> MessageChannel {
     let semaphores = try SemaphoreSet(
       key: memory.key, count: ChannelLayout.semaphoreCount, flags: .createExclusive, mode: mode)
@@ -253,13 +286,14 @@ public final class MessageChannel: @unchecked Sendable {
       throw IPCError(.notAttached, "MessageChannel: segment \(memory.id) is not attached")
     }
     let namespace = csvc_pid_namespace()
+    let flags = singleProducer ? ChannelLayout.singleProducerFlag : 0
     ChannelHeader.write(
-      geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace,
+      geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace, flags: flags,
       to: UnsafeMutableRawPointer(mutating: address))
     return MessageChannel(
       memory: memory, semaphores: semaphores,
       header: ChannelHeader(
-        geometry: geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace))
+        geometry: geometry, semaphoreSetID: semaphores.id, pidNamespace: namespace, flags: flags))
   }
 
   /// The opener's part: wait for the magic, check the header, open the set it names.
@@ -417,11 +451,22 @@ public final class MessageChannel: @unchecked Sendable {
   @usableFromInline func payload(_ position: UInt64) -> UnsafeMutableRawPointer {
     ring.payload(at: position)
   }
-  @usableFromInline func abandon(_ position: UInt64) { ring.abandon(position) }
+  @usableFromInline func abandon(_ position: UInt64) {
+    // The single producer's slot stays free: its next claim takes it again.
+    if isSingleProducer {
+      sending.store(false, ordering: .releasing)
+    } else {
+      ring.abandon(position)
+    }
+  }
 
   /// Publishes a filled slot and wakes the consumer if (and only if) it sleeps.
   @usableFromInline func commit(_ position: UInt64, type: Int, count: Int) throws(IPCError) {
-    guard ring.commit(position, writer: pid, type: type, count: count) else {
+    if isSingleProducer {
+      ring.commitExclusive(position, type: type, count: count)
+      producerTail.pointee = position &+ 1
+      sending.store(false, ordering: .releasing)
+    } else if !ring.commit(position, writer: pid, type: type, count: count) {
       throw IPCError(
         .internal,
         "MessageChannel.send: the message was not sent: the consumer reclaimed its slot, taking process \(pid) for dead (is the consumer in another PID namespace?)"
@@ -450,8 +495,30 @@ public final class MessageChannel: @unchecked Sendable {
         .outOfRange,
         "MessageChannel.send: \(count) bytes is more than maxMessageSize \(maxMessageSize)")
     }
-    if !producerRegistered.load(ordering: .relaxed) { try registerProducer() }
-    switch ring.claim(writer: pid) {
+    guard isSingleProducer else {
+      if !producerRegistered.load(ordering: .relaxed) { try registerProducer() }
+      return try claimSlot(block: block, timeout: timeout, stop: stop)
+    }
+    // The single producer's cursor is this handle's: one send at a time, from registration and
+    // claim to commit.
+    guard sending.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    else {
+      throw IPCError(
+        .busy, "MessageChannel.send: another send on this single-producer handle is in progress")
+    }
+    do throws(IPCError) {
+      if !producerRegistered.load(ordering: .relaxed) { try registerProducer() }
+      return try claimSlot(block: block, timeout: timeout, stop: stop)
+    } catch {
+      sending.store(false, ordering: .releasing)
+      throw error
+    }
+  }
+
+  private func claimSlot(block: Bool, timeout: Duration?, stop: WaitTicket?) throws(IPCError)
+    -> UInt64
+  {
+    switch tryClaim() {
     case .claimed(let position): return position
     case .fault(let fault): throw fault.error("MessageChannel.send")
     case .full:
@@ -462,11 +529,17 @@ public final class MessageChannel: @unchecked Sendable {
     }
   }
 
+  /// One claim attempt: from the single producer's own cursor, or by compare-and-swap.
+  @inline(__always)
+  private func tryClaim() -> ChannelRing.Claim {
+    isSingleProducer ? ring.claimExclusive(tail: &producerTail.pointee) : ring.claim(writer: pid)
+  }
+
   private func waitForSpace(timeout: Duration?, stop: WaitTicket?) throws(IPCError) -> UInt64 {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     var state = producerSpin.load(ordering: .relaxed)
     let spun = try spin(&state) { () throws(IPCError) -> UInt64? in
-      switch ring.claim(writer: pid) {
+      switch tryClaim() {
       case .claimed(let position): return position
       case .fault(let fault): throw fault.error("MessageChannel.send")
       case .full: return nil
@@ -476,7 +549,7 @@ public final class MessageChannel: @unchecked Sendable {
     if let spun { return spun }
     while true {
       ChannelRing.announce(ring.producerSleepers)
-      switch ring.claim(writer: pid) {
+      switch tryClaim() {
       case .claimed(let position):
         ChannelRing.withdraw(ring.producerSleepers)
         return position
@@ -503,12 +576,26 @@ public final class MessageChannel: @unchecked Sendable {
       producerRegistered.compareExchange(expected: false, desired: true, ordering: .relaxed)
         .exchanged
     else { return }
-    do {
-      _ = try packageSemaphoreOperation(
-        id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: 1, flags: csvc_sem_undo,
-        timeoutNanoseconds: nil)
+    do throws(IPCError) {
+      if isSingleProducer {
+        // Atomically: no producer lives, and this handle becomes one (undone when this process
+        // dies). Its cursor starts at the recorded tail.
+        try semaphores.apply([
+          .init(index: Int(ChannelLayout.producersSemaphore), delta: 0, nonBlocking: true),
+          .init(index: Int(ChannelLayout.producersSemaphore), delta: 1, undo: true),
+        ])
+        producerTail.pointee = csvc_load64_acquire(ring.tailWord)
+      } else {
+        _ = try packageSemaphoreOperation(
+          id: semaphores.id, index: ChannelLayout.producersSemaphore, delta: 1,
+          flags: csvc_sem_undo, timeoutNanoseconds: nil)
+      }
     } catch {
       producerRegistered.store(false, ordering: .relaxed)
+      if isSingleProducer && error.kind == .busy {
+        throw IPCError(
+          .busy, "MessageChannel.send: another handle is this single-producer channel's producer")
+      }
       throw error
     }
     _ = csvc_add32(ring.base + ChannelLayout.producersEverOffset, 1)

@@ -1,7 +1,8 @@
 // sysvipc-channel-c: the C implementation of the channel (sysvipc_channel.h) as a program, the
 // C peer of the interoperation tests. It prints `key=value` lines and `result=ok` (exit 0) or
 // `result=error errno=N` (exit 1), as the Swift test helper does.
-//   create CAPACITY MAXSIZE          creates a private channel; prints id= (the test removes it)
+//   create CAPACITY MAXSIZE [single] creates a private channel (with the single-producer flag);
+//                                    prints id= (the test removes it)
 //   produce ID PRODUCER COUNT MAXSIZE [SEED]   sends the test messages (type PRODUCER + 1)
 //   consume ID COUNT                 receives COUNT messages and checks them
 //   remove ID                        removes the channel (segment and semaphore set)
@@ -47,8 +48,9 @@ int main(int argc, char **argv) {
   if (argc < 2) return fail(EINVAL);
   svc_channel c;
   int rc;
-  if (strcmp(argv[1], "create") == 0 && argc == 4) {
-    rc = svc_create(&c, IPC_PRIVATE, (uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), 0600);
+  if (strcmp(argv[1], "create") == 0 && (argc == 4 || (argc == 5 && strcmp(argv[4], "single") == 0))) {
+    rc = svc_create_flags(&c, IPC_PRIVATE, (uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), 0600,
+                          argc == 5 ? SVC_SINGLE_PRODUCER : 0);
     if (rc) return fail(rc);
     printf("id=%d\nsemid=%d\n", c.shmid, c.semid);
   } else if (strcmp(argv[1], "open") == 0 && argc == 3) {

@@ -8,7 +8,8 @@
  *   One shared memory segment (header + ring) and one set of 4 semaphores, same key and mode:
  *     sem 0  DATA      the consumer sleeps here (-1); producers post when it sleeps
  *     sem 1  SPACE     producers sleep here when the ring is full; the consumer posts
- *     sem 2  PRODUCERS +1 with SEM_UNDO when a handle first sends: live producers
+ *     sem 2  PRODUCERS +1 with SEM_UNDO when a handle first sends: live producers (with the
+ *                      single-producer flag: 0 -> 1 in one semop with a wait-for-zero, as CONSUMER)
  *     sem 3  CONSUMER  0 -> 1 with SEM_UNDO when a handle first receives: one consumer at a time
  *
  * HEADER (little-endian, 256 bytes, offsets in bytes)
@@ -22,6 +23,8 @@
  *    28  i32 semaphore set id
  *    32  u64 segment size = 256 + capacity * stride (<= the segment's real size)
  *    40  u32 producers ever (atomic +1 when a handle registers as a producer)
+ *    44  u32 flags       fixed at creation; an opener refuses unknown bits (EPROTO).
+ *                        bit 0 SVC_SINGLE_PRODUCER: one producer handle at a time (below)
  *    48  u64 PID namespace of the creator: the inode number of /proc/self/ns/pid, 0 = unknown.
  *            An opener whose own namespace is known and differs refuses the channel (EXDEV):
  *            the consumer tells dead writers by their pids, so every process that uses a
@@ -61,6 +64,15 @@
  *   the value taken. A producer that dies before committing leaves its pid in the state: the
  *   consumer sees that process gone (kill(pid, 0) == ESRCH) and frees the slot; nothing of the
  *   message is ever delivered, and no other producer waits for it.
+ * SINGLE PRODUCER (flag bit 0): the producer registers exclusively (PRODUCERS 0 -> 1, EBUSY if
+ *   another lives) and keeps its own cursor t, starting at the tail. Claim, with no store:
+ *   d == 0 and free: claimed; d == -1: FULL; d == 0 and committed or abandoned, or d == 1 and
+ *   free: the cursor is stale (its predecessor died after committing, before recording the
+ *   tail): t = t+1, look again; anything else: corrupt. Commit: write type, length, payload,
+ *   store s.state = (lap, COMMITTED) with release order, store tail = t+1 (relaxed), then the
+ *   fence and the consumer sleepers as above. Abandoning leaves the slot free (the next claim
+ *   takes it again); a producer that dies before committing leaves it free too, so nothing of
+ *   the message is delivered. One thread at a time uses a single-producer handle.
  * CONSUMER: at head h, slot state must be at lap(h) (any other lap is garbage: CAS it to
  *   (lap(h)+1, free), head = h+1, EPROTO); free = empty; committed = read (length is
  *   checked against the max), then store state = (lap+1, free) with release order, head = h+1,
@@ -100,6 +112,8 @@
 #define SVC_VERSION 1u
 #define SVC_HEADER 256u
 #define SVC_REMOVED 56u /* offset of the removed word */
+#define SVC_FLAGS 44u   /* offset of the flags word */
+#define SVC_SINGLE_PRODUCER 1u
 #define SVC_SLOT_HEADER 24u
 #define SVC_FREE 0u
 #define SVC_ABANDONED 0xFFFFFFFEu
@@ -127,6 +141,8 @@ typedef struct {
   uint32_t capacity, max_message_size, stride;
   uint32_t pid;
   int producer, consumer; /* registered */
+  uint32_t flags;         /* SVC_SINGLE_PRODUCER */
+  uint64_t tail;          /* the single producer's cursor */
   uint64_t head;
   int64_t spin_producer, spin_consumer;
   int spins;
@@ -235,7 +251,11 @@ static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   uint64_t creator_ns, my_ns = svc__pid_namespace();
   memcpy(&creator_ns, base + 48, 8);
   if (creator_ns != 0 && my_ns != 0 && creator_ns != my_ns) return EXDEV;
+  uint32_t flags;
+  memcpy(&flags, base + SVC_FLAGS, 4);
+  if (flags & ~SVC_SINGLE_PRODUCER) return EPROTO;
   memset(c, 0, sizeof *c);
+  c->flags = flags;
   c->base = base;
   c->capacity = cap;
   c->max_message_size = max;
@@ -284,8 +304,11 @@ static inline int svc_open(svc_channel *c, int shmid) {
   return 0;
 }
 
-/* Creates a channel at `key` (IPC_PRIVATE allowed) with `mode`. */
-static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max, int mode) {
+/* Creates a channel at `key` (IPC_PRIVATE allowed) with `mode` and `flags` (0 or
+ * SVC_SINGLE_PRODUCER). */
+static inline int svc_create_flags(svc_channel *c, key_t key, uint32_t capacity, uint32_t max,
+                                   int mode, uint32_t flags) {
+  if (flags & ~SVC_SINGLE_PRODUCER) return EINVAL;
   if (capacity < 1 || capacity > (1u << 24) || max < 1 || max > (1u << 30)) return EINVAL;
   if (!(mode & 0200)) return EINVAL; /* every side writes into the segment */
   uint64_t stride = (SVC_SLOT_HEADER + (uint64_t)max + 63) / 64 * 64;
@@ -310,10 +333,16 @@ static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint3
   memcpy(base + 32, &total, 8);
   uint64_t ns = svc__pid_namespace();
   memcpy(base + 48, &ns, 8);
+  memcpy(base + SVC_FLAGS, &flags, 4);
   __atomic_store_n((uint64_t *)base, SVC_MAGIC, __ATOMIC_RELEASE);
   int rc = svc__adopt(c, base, total);
   c->shmid = shmid;
   return rc;
+}
+
+/* Creates a channel at `key` (IPC_PRIVATE allowed) with `mode`: many producers. */
+static inline int svc_create(svc_channel *c, key_t key, uint32_t capacity, uint32_t max, int mode) {
+  return svc_create_flags(c, key, capacity, max, mode, 0);
 }
 
 static inline void svc_close(svc_channel *c) {
@@ -376,31 +405,69 @@ static inline int svc__claim(svc_channel *c, uint64_t *pos) {
   return EPROTO;
 }
 
+/* The single producer's claim from its cursor, with no store: 0 (claimed *pos), EAGAIN (full),
+ * EIDRM or EPROTO. */
+static inline int svc__claim_single(svc_channel *c, uint64_t *pos) {
+  if (__atomic_load_n(svc__u32(c, SVC_REMOVED), __ATOMIC_RELAXED)) return EIDRM;
+  for (uint32_t i = 0; i <= c->capacity; i++) {
+    uint32_t lap = svc__lap(c, c->tail);
+    uint64_t st = __atomic_load_n((uint64_t *)svc__slot(c, c->tail), __ATOMIC_ACQUIRE);
+    int32_t d = (int32_t)((uint32_t)(st >> 32) - lap);
+    uint32_t code = (uint32_t)st;
+    if (d == 0 && code == SVC_FREE) {
+      *pos = c->tail;
+      return 0;
+    }
+    if (d == -1) return EAGAIN;
+    if (!((d == 0 && (code == SVC_COMMITTED || code == SVC_ABANDONED)) || (d == 1 && code == SVC_FREE)))
+      return EPROTO;
+    c->tail++; /* a stale cursor: that position was used already */
+  }
+  return EPROTO;
+}
+
+static inline int svc__claim_any(svc_channel *c, uint64_t *pos) {
+  return (c->flags & SVC_SINGLE_PRODUCER) ? svc__claim_single(c, pos) : svc__claim(c, pos);
+}
+
+/* Registers this handle as a producer: +1 with SEM_UNDO; single producer: 0 -> 1 or EBUSY. */
+static inline int svc__become_producer(svc_channel *c) {
+  if (c->flags & SVC_SINGLE_PRODUCER) {
+    struct sembuf ops[2] = {{SVC_SEM_PRODUCERS, 0, IPC_NOWAIT}, {SVC_SEM_PRODUCERS, 1, SEM_UNDO}};
+    if (semop(c->semid, ops, 2) != 0) return errno == EAGAIN ? EBUSY : errno == EINVAL ? EIDRM : errno;
+    c->tail = __atomic_load_n(svc__u64(c, 64), __ATOMIC_ACQUIRE);
+  } else {
+    int e = svc__semop(c->semid, SVC_SEM_PRODUCERS, 1, SEM_UNDO, -1);
+    if (e) return e;
+  }
+  __atomic_fetch_add(svc__u32(c, 40), 1, __ATOMIC_SEQ_CST);
+  c->producer = 1;
+  return 0;
+}
+
 /* Reserves a slot for up to `len` bytes: *payload is where to write. timeout_ns < 0: none. */
 static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t timeout_ns, uint64_t *pos,
                        void **payload) {
   if (len > c->max_message_size) return E2BIG;
   if (!c->producer) {
-    int e = svc__semop(c->semid, SVC_SEM_PRODUCERS, 1, SEM_UNDO, -1);
+    int e = svc__become_producer(c);
     if (e) return e;
-    __atomic_fetch_add(svc__u32(c, 40), 1, __ATOMIC_SEQ_CST);
-    c->producer = 1;
   }
-  int rc = svc__claim(c, pos);
+  int rc = svc__claim_any(c, pos);
   if (rc == EAGAIN && block) {
     int64_t deadline = timeout_ns >= 0 ? svc__now() + timeout_ns : -1;
     if (c->spins) {
       int64_t budget = svc__spin_budget(c->spin_producer), end = svc__now() + budget;
       for (unsigned i = 1; budget > 0 && rc == EAGAIN; i++) {
         svc__pause();
-        rc = svc__claim(c, pos);
+        rc = svc__claim_any(c, pos);
         if ((i & 31) == 0 && svc__now() >= end) break;
       }
       c->spin_producer = svc__spin_next(c->spin_producer, rc == 0);
     }
     while (rc == EAGAIN) {
       __atomic_fetch_add(svc__u32(c, 132), 1, __ATOMIC_SEQ_CST);
-      rc = svc__claim(c, pos);
+      rc = svc__claim_any(c, pos);
       if (rc != EAGAIN) {
         svc__withdraw(c, 132);
         break;
@@ -414,7 +481,7 @@ static inline int svc_reserve(svc_channel *c, uint32_t len, int block, int64_t t
       } else if (e) {
         return e;
       }
-      rc = svc__claim(c, pos);
+      rc = svc__claim_any(c, pos);
     }
   }
   if (rc == 0) *payload = svc__slot(c, *pos) + SVC_SLOT_HEADER;
@@ -427,6 +494,14 @@ static inline int svc_commit(svc_channel *c, uint64_t pos, int64_t type, uint32_
   uint8_t *slot = svc__slot(c, pos);
   memcpy(slot + 8, &type, 8);
   memcpy(slot + 16, &len, 4);
+  if (c->flags & SVC_SINGLE_PRODUCER) {
+    __atomic_store_n((uint64_t *)slot, (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED,
+                     __ATOMIC_RELEASE);
+    __atomic_store_n(svc__u64(c, 64), pos + 1, __ATOMIC_RELAXED);
+    c->tail = pos + 1;
+    svc__wake(c, 128, SVC_SEM_DATA);
+    return 0;
+  }
   uint64_t expected = (uint64_t)svc__lap(c, pos) << 32 | c->pid;
   if (!__atomic_compare_exchange_n((uint64_t *)slot, &expected,
                                    (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED, 0,
@@ -437,6 +512,7 @@ static inline int svc_commit(svc_channel *c, uint64_t pos, int64_t type, uint32_
 }
 
 static inline void svc_abandon(svc_channel *c, uint64_t pos) {
+  if (c->flags & SVC_SINGLE_PRODUCER) return; /* the slot stays free: the next claim takes it */
   __atomic_store_n((uint64_t *)svc__slot(c, pos), (uint64_t)svc__lap(c, pos) << 32 | SVC_ABANDONED,
                    __ATOMIC_RELEASE);
 }

@@ -18,7 +18,7 @@ import SysVIPCChannel
 ///     (the helper prints holding=yes inside the fill and waits for its kill). `--gate`: waits
 ///     until semaphore SEM is zero before sending; `--linger SEM`: stays (a live producer) after
 ///     sending until semaphore SEM is zero.
-/// chan-consume ID COUNT [--ends] [--into]
+/// chan-consume ID COUNT [--ends] [--into] [--until P:N]
 ///     receives COUNT messages (or, with --ends, until every producer has gone), checks each one
 ///     and the order per producer; prints received=, checksum=, corrupt=, disorder= and
 ///     per-producer counts p<N>= and checksums c<N>=.
@@ -72,8 +72,11 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
       byteCount: channel.maxMessageSize, alignment: 16)
     defer { buffer.deallocate() }
     report("ready", "yes")
-    while ends || tally.received < expected {
+    // --until P:N: until producer P's N messages have arrived (whatever came before them).
+    let until = args.option("until").map { $0.split(separator: ":").compactMap { Int($0) } }
+    while ends || until != nil || tally.received < expected {
       guard try receiveOne(channel, into: into ? buffer : nil, &tally) else { break }
+      if let until, until.count == 2, tally.counts[UInt32(until[0])] == until[1] { break }
     }
     tally.report()
   case "chan-race":

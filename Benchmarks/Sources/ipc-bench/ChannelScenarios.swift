@@ -17,8 +17,9 @@ func chanThroughput(_ options: Options) throws {
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
   // Pinned before the channel is made and the child started: the same order as the C side's.
   try pinSelf(parentCPU)
+  let single = options.api == "single"
   let channel = try MessageChannel.create(
-    key: .private, capacity: channelCapacity, maxMessageSize: size)
+    key: .private, capacity: channelCapacity, maxMessageSize: size, singleProducer: single)
   atCleanup { try? channel.remove() }
   let child = try Child(
     role: "chan_throughput",
@@ -39,9 +40,15 @@ func chanThroughput(_ options: Options) throws {
   let elapsed = bench_now_ns() - start
   try child.join()
   cleanUp()
-  report(
-    "chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size,
-    ["size": "\(size)", "pin": options.pin.rawValue])
+  if single {
+    report(
+      "chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size,
+      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
+  } else {
+    report(
+      "chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size,
+      ["size": "\(size)", "pin": options.pin.rawValue])
+  }
 }
 
 func chanThroughputChild(_ arguments: ChildArguments) throws {
@@ -63,11 +70,12 @@ func chanPingPong(_ options: Options) throws {
   let warm = warmUp(n)
   let (parentCPU, childCPU) = try cpuPlan(options.pin)
   try pinSelf(parentCPU)  // before the channels are made, as above
+  let single = options.api == "single"
   let requests = try MessageChannel.create(
-    key: .private, capacity: channelCapacity, maxMessageSize: size)
+    key: .private, capacity: channelCapacity, maxMessageSize: size, singleProducer: single)
   atCleanup { try? requests.remove() }
   let replies = try MessageChannel.create(
-    key: .private, capacity: channelCapacity, maxMessageSize: size)
+    key: .private, capacity: channelCapacity, maxMessageSize: size, singleProducer: single)
   atCleanup { try? replies.remove() }
   let child = try Child(
     role: "chan_pingpong",
@@ -97,9 +105,15 @@ func chanPingPong(_ options: Options) throws {
   let elapsed = bench_now_ns() - start
   try child.join()
   cleanUp()
-  report(
-    "chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true,
-    ["size": "\(size)", "pin": options.pin.rawValue])
+  if single {
+    report(
+      "chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true,
+      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
+  } else {
+    report(
+      "chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true,
+      ["size": "\(size)", "pin": options.pin.rawValue])
+  }
 }
 
 func chanPingPongChild(_ arguments: ChildArguments) throws {

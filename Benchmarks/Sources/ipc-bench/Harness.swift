@@ -57,12 +57,13 @@ struct Options {
         guard
           [
             "copy", "zerocopy", "alloc", "buffer", "async", "executor", "blocking", "pool",
-            "poller",
+            "poller", "single",
           ]
           .contains(value)
         else {
           throw BenchFailure(
-            "bad --api \(value) (copy|zerocopy|alloc|buffer|async|executor|blocking|pool|poller)")
+            "bad --api \(value) (copy|zerocopy|alloc|buffer|async|executor|blocking|pool|poller|single)"
+          )
         }
         api = value
       case "--kind": kind = value

@@ -19,6 +19,15 @@ struct ChannelDocumentationTests {
     #expect(String(decoding: message, as: UTF8.self) == "hello" && type == 2)
   }
 
+  @Test func oneProducer() throws {
+    let pipeline = try MessageChannel.create(
+      key: nil, capacity: 256, maxMessageSize: 1024, singleProducer: true)
+    defer { try? pipeline.remove() }
+    try pipeline.send(Array("frame".utf8))
+    #expect(pipeline.isSingleProducer)
+    #expect(try pipeline.receive().message == Array("frame".utf8))
+  }
+
   /// The README's channel example is the same code as ``choosingAChannel()``.
   @Test func readmeExampleIsHere() throws {
     let readme = try String(

@@ -51,7 +51,7 @@ private func sharedChannel(capacity: Int, maxMessageSize: Int, mode: IPCPermissi
 }
 
 /// Adds up what the producers report and checks it against the consumer's tally.
-private func expectExactlyOnce(
+func expectExactlyOnce(
   producers: [HelperProcess.Outcome], consumer: HelperProcess.Outcome, perProducer: Int,
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
