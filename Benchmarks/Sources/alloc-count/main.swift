@@ -175,6 +175,17 @@ do {
       }
     }
   }
+  // A single-producer channel's send (its own cursor, plain stores) and receive.
+  let single = try MessageChannel.create(
+    key: .private, capacity: 64, maxMessageSize: 64, singleProducer: true)
+  cleanup.append { try? single.remove() }
+  let small = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+  small.initializeMemory(as: UInt8.self, repeating: 5)
+  cleanup.append { small.deallocate() }
+  try measure("chan_single_producer_send_receive_into_64") {
+    try single.send(UnsafeRawBufferPointer(small))
+    guard try single.receive(into: small).count == 64 else { throw IPCError(.internal, "size") }
+  }
   let idle = try MessageChannel.create(key: .private, capacity: 4, maxMessageSize: 8)
   cleanup.append { try? idle.remove() }
   let sink = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
