@@ -775,6 +775,34 @@ static void chan_throughput(struct options *o) {
          format("size=%ld pin=%s%s", size, pin_names[o->pin], single ? " api=single" : ""));
 }
 
+// chan_local: one process sends and receives on one channel (--api single: single producer);
+// the code's own cost per message (for callgrind.sh). One op = one send + one receive.
+static void chan_local(struct options *o) {
+  long size = o->size ? o->size : 64, n = o->iterations ? o->iterations : 1000000;
+  int cpu, unused;
+  cpu_plan(o->pin, &cpu, &unused);
+  pin_self(cpu);
+  int single = strcmp(o->api, "single") == 0;
+  svc_channel c;
+  new_channel(&c, size, single);
+  unsigned char *message = malloc((size_t)size), *into = malloc((size_t)size);
+  memset(message, 'x', (size_t)size);
+  uint32_t length;
+  int64_t type, start = 0;
+  for (long i = -warm_up(n); i < n; i++) {
+    if (i == 0) start = now_ns();
+    int rc = svc_send(&c, message, (uint32_t)size, 1, 1, -1);
+    if (!rc) rc = svc_receive(&c, into, (uint32_t)size, &length, &type, 1, -1);
+    if (rc || length != (uint32_t)size) fail("chan_local: %s", strerror(rc));
+  }
+  int64_t elapsed = now_ns() - start;
+  free(message);
+  free(into);
+  clean_up();
+  report("chan_local", n, elapsed, size, 0,
+         format("size=%ld pin=%s%s", size, pin_names[o->pin], single ? " api=single" : ""));
+}
+
 static void chan_throughput_child(void) {
   child_set_up();
   long size = child_long("size"), n = child_long("iterations");
@@ -896,7 +924,7 @@ static const struct {
 } scenarios[] = {
     {"sem_uncontended", sem_uncontended}, {"sem_pingpong", sem_pingpong},
     {"mq_throughput", mq_throughput},     {"mq_pingpong", mq_pingpong}, {"mq_wake", mq_wake},
-    {"mq_local", mq_local},
+    {"mq_local", mq_local},               {"chan_local", chan_local},
     {"shm_write", shm_write},             {"shm_read", shm_read},
     {"shm_counter", shm_counter},         {"stat", stat_scenario},
     {"chan_throughput", chan_throughput}, {"chan_pingpong", chan_pingpong},

@@ -75,6 +75,19 @@ struct ChannelGeometry: Equatable, Sendable {
   let maxMessageSize: Int
   let slotStride: Int
   let segmentSize: Int
+  /// log2(capacity) when the capacity is a power of two (the usual choice), else -1: a slot and
+  /// a lap are then a mask and a shift of the position instead of a 64-bit division each (tens
+  /// of cycles, several times per message).
+  let capacityShift: Int
+
+  init(capacity: Int, maxMessageSize: Int, slotStride: Int, segmentSize: Int) {
+    self.capacity = capacity
+    self.maxMessageSize = maxMessageSize
+    self.slotStride = slotStride
+    self.segmentSize = segmentSize
+    capacityShift =
+      capacity > 0 && capacity & (capacity - 1) == 0 ? capacity.trailingZeroBitCount : -1
+  }
 
   /// The geometry for `capacity` slots of `maxMessageSize` bytes, or why there is none.
   static func make(capacity: Int, maxMessageSize: Int) -> Result<ChannelGeometry, ChannelFault> {

@@ -25,12 +25,18 @@ struct ChannelRing: @unchecked Sendable {
   static let claimRetryLimit = 1 << 16
 
   @inline(__always) func slot(at position: UInt64) -> UnsafeMutableRawPointer {
-    let index = Int(position % UInt64(truncatingIfNeeded: geometry.capacity))
+    let capacity = UInt64(truncatingIfNeeded: geometry.capacity)
+    let index =
+      geometry.capacityShift >= 0
+      ? Int(truncatingIfNeeded: position & (capacity &- 1))
+      : Int(truncatingIfNeeded: position % capacity)
     return base + ChannelLayout.headerSize + index * geometry.slotStride
   }
 
   @inline(__always) func lap(of position: UInt64) -> UInt32 {
-    UInt32(truncatingIfNeeded: position / UInt64(truncatingIfNeeded: geometry.capacity))
+    geometry.capacityShift >= 0
+      ? UInt32(truncatingIfNeeded: position >> UInt64(truncatingIfNeeded: geometry.capacityShift))
+      : UInt32(truncatingIfNeeded: position / UInt64(truncatingIfNeeded: geometry.capacity))
   }
 
   @inline(__always) static func state(lap: UInt32, code: UInt32) -> UInt64 {

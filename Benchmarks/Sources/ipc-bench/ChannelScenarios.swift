@@ -129,3 +129,45 @@ func chanPingPongChild(_ arguments: ChildArguments) throws {
     try replies.send(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
   }
 }
+
+/// One process sends and receives on one channel (`--api single`: a single-producer one): the
+/// ring never waits, so the figure is the code's own cost per message (for callgrind.sh, which
+/// follows no child). One op = one send + one receive(into:).
+func chanLocal(_ options: Options) throws {
+  let size = options.size ?? 64
+  let n = options.iterations ?? 1_000_000
+  let (cpu, _) = try cpuPlan(options.pin)
+  try pinSelf(cpu)
+  let single = options.api == "single"
+  let channel = try MessageChannel.create(
+    key: .private, capacity: channelCapacity, maxMessageSize: size, singleProducer: single)
+  atCleanup { try? channel.remove() }
+  let message = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+  defer { message.deallocate() }
+  message.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "x"))
+  let bytes = UnsafeRawBufferPointer(message)
+  let into = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+  defer { into.deallocate() }
+  for _ in 0..<warmUp(n) {
+    try channel.send(bytes)
+    _ = try channel.receive(into: into)
+  }
+  let start = bench_now_ns()
+  for _ in 0..<n {
+    try channel.send(bytes)
+    guard try channel.receive(into: into).count == size else {
+      throw BenchFailure("chan_local: bad size")
+    }
+  }
+  let elapsed = bench_now_ns() - start
+  cleanUp()
+  if single {
+    report(
+      "chan_local", ops: n, nanoseconds: elapsed, bytesPerOp: size,
+      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
+  } else {
+    report(
+      "chan_local", ops: n, nanoseconds: elapsed, bytesPerOp: size,
+      ["size": "\(size)", "pin": options.pin.rawValue])
+  }
+}

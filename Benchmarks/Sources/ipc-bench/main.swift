@@ -13,6 +13,7 @@ let scenarios: [(String, (Options) throws -> Void)] = [
   ("mq_throughput", mqThroughput),
   ("mq_pingpong", mqPingPong),
   ("mq_local", mqLocal),
+  ("chan_local", chanLocal),
   ("chan_throughput", chanThroughput),
   ("chan_pingpong", chanPingPong),
   ("shm_write", shmWrite),
