@@ -24,18 +24,20 @@ struct ChannelRing: @unchecked Sendable {
   /// tail as corrupt (real contention settles in a handful).
   static let claimRetryLimit = 1 << 16
 
+  // Wrapping arithmetic: the geometry was validated (index < capacity <= 2^24, stride <= 2^31),
+  // so nothing here can overflow, and the checks would cost on every slot touched.
   @inline(__always) func slot(at position: UInt64) -> UnsafeMutableRawPointer {
     let capacity = UInt64(truncatingIfNeeded: geometry.capacity)
     let index =
       geometry.capacityShift >= 0
       ? Int(truncatingIfNeeded: position & (capacity &- 1))
       : Int(truncatingIfNeeded: position % capacity)
-    return base + ChannelLayout.headerSize + index * geometry.slotStride
+    return base + (ChannelLayout.headerSize &+ index &* geometry.slotStride)
   }
 
   @inline(__always) func lap(of position: UInt64) -> UInt32 {
     geometry.capacityShift >= 0
-      ? UInt32(truncatingIfNeeded: position >> UInt64(truncatingIfNeeded: geometry.capacityShift))
+      ? UInt32(truncatingIfNeeded: position &>> UInt64(truncatingIfNeeded: geometry.capacityShift))
       : UInt32(truncatingIfNeeded: position / UInt64(truncatingIfNeeded: geometry.capacity))
   }
 

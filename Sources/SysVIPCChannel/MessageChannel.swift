@@ -432,10 +432,11 @@ public final class MessageChannel: @unchecked Sendable {
     count: Int, type: Int = 1, block: Bool = true, timeout: Duration? = nil,
     _ fill: (UnsafeMutableRawBufferPointer) throws(IPCError) -> Int
   ) throws(IPCError) {
-    let position = try claim(count: count, type: type, block: block, timeout: timeout)
+    let (position, payload) = try claimForWriting(
+      count: count, type: type, block: block, timeout: timeout)
     let written: Int
     do throws(IPCError) {
-      written = try fill(UnsafeMutableRawBufferPointer(start: payload(position), count: count))
+      written = try fill(UnsafeMutableRawBufferPointer(start: payload, count: count))
     } catch {
       abandon(position)
       throw error
@@ -476,26 +477,20 @@ public final class MessageChannel: @unchecked Sendable {
     if sleepers != 0 { post(ChannelLayout.dataSemaphore, sleepers) }
   }
 
-  /// Claims a slot for a message of `count` bytes.
-  @usableFromInline func claim(count: Int, type: Int, block: Bool, timeout: Duration?)
-    throws(IPCError) -> UInt64
-  {
-    try claim(count: count, type: type, block: block, timeout: timeout, stop: nil)
-  }
-
   /// Claims a slot; a wait for space ends early when `stop` (an async wait's ticket) is stopped.
+  @inline(__always)
   func claim(count: Int, type: Int, block: Bool, timeout: Duration?, stop: WaitTicket?)
     throws(IPCError) -> UInt64
   {
-    guard type > 0 else {
-      throw IPCError(.invalidArgument, "MessageChannel.send: type \(type) must be > 0")
-    }
-    guard (0...maxMessageSize).contains(count) else {
-      throw IPCError(
-        .outOfRange,
-        "MessageChannel.send: \(count) bytes is more than maxMessageSize \(maxMessageSize)")
+    guard type > 0, count >= 0, count <= maxMessageSize else {
+      throw badMessage(count: count, type: type)
     }
     guard isSingleProducer else {
+      if producerRegistered.load(ordering: .relaxed),
+        case .claimed(let position) = ring.claim(writer: pid)
+      {
+        return position
+      }
       if !producerRegistered.load(ordering: .relaxed) { try registerProducer() }
       return try claimSlot(block: block, timeout: timeout, stop: stop)
     }
@@ -506,6 +501,11 @@ public final class MessageChannel: @unchecked Sendable {
       throw IPCError(
         .busy, "MessageChannel.send: another send on this single-producer handle is in progress")
     }
+    if producerRegistered.load(ordering: .relaxed),
+      case .claimed(let position) = ring.claimExclusive(tail: &producerTail.pointee)
+    {
+      return position
+    }
     do throws(IPCError) {
       if !producerRegistered.load(ordering: .relaxed) { try registerProducer() }
       return try claimSlot(block: block, timeout: timeout, stop: stop)
@@ -513,6 +513,24 @@ public final class MessageChannel: @unchecked Sendable {
       sending.store(false, ordering: .releasing)
       throw error
     }
+  }
+
+  private func badMessage(count: Int, type: Int) -> IPCError {
+    guard type > 0 else {
+      return IPCError(.invalidArgument, "MessageChannel.send: type \(type) must be > 0")
+    }
+    return IPCError(
+      .outOfRange,
+      "MessageChannel.send: \(count) bytes is more than maxMessageSize \(maxMessageSize)")
+  }
+
+  /// Claims a slot for a message of `count` bytes (as ``claim(count:type:block:timeout:stop:)``
+  /// does) and returns its payload too: the one call of an inlined `reserve` into the module.
+  @usableFromInline func claimForWriting(count: Int, type: Int, block: Bool, timeout: Duration?)
+    throws(IPCError) -> (position: UInt64, payload: UnsafeMutableRawPointer)
+  {
+    let position = try claim(count: count, type: type, block: block, timeout: timeout, stop: nil)
+    return (position, ring.payload(at: position))
   }
 
   private func claimSlot(block: Bool, timeout: Duration?, stop: WaitTicket?) throws(IPCError)
@@ -614,18 +632,20 @@ public final class MessageChannel: @unchecked Sendable {
   public func receive(
     into buffer: UnsafeMutableRawBufferPointer, block: Bool = true, timeout: Duration? = nil
   ) throws(IPCError) -> (count: Int, type: Int) {
-    try withReceived(block: block, timeout: timeout) { (message, type) throws(IPCError) in
-      guard message.count <= buffer.count else {
-        throw IPCError(
-          .outOfRange,
-          "MessageChannel.receive: the message has \(message.count) bytes; the buffer \(buffer.count)"
-        )
-      }
-      if let target = buffer.baseAddress, let source = message.baseAddress {
-        target.copyMemory(from: source, byteCount: message.count)
-      }
-      return (message.count, type)
+    // withReceived's steps, without its closure (the one copy and the bounds check inline).
+    try beginReceiving()
+    defer { receiving.store(false, ordering: .releasing) }
+    let (count, type) = try awaitMessage(block: block, timeout: timeout, stop: nil)
+    guard count <= buffer.count else {
+      throw IPCError(
+        .outOfRange,
+        "MessageChannel.receive: the message has \(count) bytes; the buffer \(buffer.count)")
     }
+    if count > 0, let target = buffer.baseAddress {
+      target.copyMemory(from: ring.payload(at: consumer.pointee.head), byteCount: count)
+    }
+    finishReceiving()
+    return (count, type)
   }
 
   /// Receives the next message as an array.
@@ -660,12 +680,23 @@ public final class MessageChannel: @unchecked Sendable {
     let (count, type) = try awaitMessage(block: block, timeout: timeout, stop: stop)
     let result = try body(
       UnsafeRawBufferPointer(start: ring.payload(at: consumer.pointee.head), count: count), type)
-    ring.release(head: &consumer.pointee.head)
-    let sleepers = ChannelRing.takeSleepers(ring.producerSleepers)
-    if sleepers != 0 { post(ChannelLayout.spaceSemaphore, sleepers) }
+    finishReceiving()
     return result
   }
 
+  /// Frees the head's slot and wakes producers waiting for space, if any sleep.
+  @inline(__always)
+  private func finishReceiving() {
+    ring.release(head: &consumer.pointee.head)
+    let sleepers = ChannelRing.takeSleepers(ring.producerSleepers)
+    if sleepers != 0 { post(ChannelLayout.spaceSemaphore, sleepers) }
+  }
+
+  // The fast paths below are inlined into the receive and send functions, their rare parts
+  // (registering, waiting, errors) are not: each call, closure and result enum on the way costs
+  // on every message (chan_local under callgrind, BENCHMARKS.md).
+
+  @inline(__always)
   private func beginReceiving() throws(IPCError) {
     guard receiving.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
     else {
@@ -673,6 +704,10 @@ public final class MessageChannel: @unchecked Sendable {
         .busy, "MessageChannel.receive: another receive on this handle is in progress")
     }
     if consumerRegistered.load(ordering: .relaxed) { return }
+    try registerConsumer()
+  }
+
+  private func registerConsumer() throws(IPCError) {
     do throws(IPCError) {
       // Atomically: the consumer count is 0, and becomes 1 (undone when this process dies).
       try semaphores.apply([
@@ -692,6 +727,7 @@ public final class MessageChannel: @unchecked Sendable {
   }
 
   /// Waits for a message at the head: spins (adaptively), then sleeps on the semaphore set.
+  @inline(__always)
   private func awaitMessage(block: Bool, timeout: Duration?, stop: WaitTicket?) throws(IPCError)
     -> (Int, Int)
   {
@@ -702,7 +738,14 @@ public final class MessageChannel: @unchecked Sendable {
       guard block else {
         throw IPCError(.busy, "MessageChannel.receive: no message", errno: .wouldBlock)
       }
+      return try waitForMessage(timeout: timeout, stop: stop)
     }
+  }
+
+  /// The rest of ``awaitMessage(block:timeout:stop:)``, after the head held nothing.
+  private func waitForMessage(timeout: Duration?, stop: WaitTicket?) throws(IPCError) -> (
+    Int, Int
+  ) {
     let deadline = timeout.map { csvc_now_ns() &+ Self.nanoseconds($0) }
     var state = consumer.pointee.spin
     let spun = spin(&state) { () -> (Int, Int)? in
