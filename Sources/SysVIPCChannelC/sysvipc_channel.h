@@ -139,6 +139,7 @@ typedef struct {
   uint8_t *base;
   int shmid, semid;
   uint32_t capacity, max_message_size, stride;
+  int shift; /* log2(capacity) when it is a power of two, else -1: masks instead of divisions */
   uint32_t pid;
   int producer, consumer; /* registered */
   uint32_t flags;         /* SVC_SINGLE_PRODUCER */
@@ -163,9 +164,12 @@ static inline int64_t svc__spin_next(int64_t state, int found) {
 static inline uint64_t *svc__u64(const svc_channel *c, size_t off) { return (uint64_t *)(c->base + off); }
 static inline uint32_t *svc__u32(const svc_channel *c, size_t off) { return (uint32_t *)(c->base + off); }
 static inline uint8_t *svc__slot(const svc_channel *c, uint64_t pos) {
-  return c->base + SVC_HEADER + (size_t)(pos % c->capacity) * c->stride;
+  uint64_t index = c->shift >= 0 ? pos & (c->capacity - 1) : pos % c->capacity;
+  return c->base + SVC_HEADER + (size_t)index * c->stride;
 }
-static inline uint32_t svc__lap(const svc_channel *c, uint64_t pos) { return (uint32_t)(pos / c->capacity); }
+static inline uint32_t svc__lap(const svc_channel *c, uint64_t pos) {
+  return (uint32_t)(c->shift >= 0 ? pos >> c->shift : pos / c->capacity);
+}
 static inline int64_t svc__now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -258,6 +262,7 @@ static inline int svc__adopt(svc_channel *c, uint8_t *base, size_t size) {
   c->flags = flags;
   c->base = base;
   c->capacity = cap;
+  c->shift = (cap & (cap - 1)) == 0 ? __builtin_ctz(cap) : -1;
   c->max_message_size = max;
   c->stride = stride;
   c->semid = semid;
