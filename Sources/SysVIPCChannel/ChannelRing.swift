@@ -121,12 +121,7 @@ struct ChannelRing: @unchecked Sendable {
   /// ring stays consistent, and the message is not sent.
   @inline(__always)
   func commit(_ position: UInt64, writer: UInt32, type: Int, count: Int) -> Bool {
-    let slot = slot(at: position)
-    let lap = lap(of: position)
-    slot.storeBytes(of: Int64(type), toByteOffset: ChannelLayout.slotTypeOffset, as: Int64.self)
-    slot.storeBytes(
-      of: UInt32(truncatingIfNeeded: count), toByteOffset: ChannelLayout.slotLengthOffset,
-      as: UInt32.self)
+    let (slot, lap) = writeMessageHeader(position, type: type, count: count)
     return csvc_cas64(
       slot, Self.state(lap: lap, code: writer), Self.state(lap: lap, code: ChannelLayout.committed))
   }
@@ -167,14 +162,23 @@ struct ChannelRing: @unchecked Sendable {
   /// have changed the state) and records the tail past it.
   @inline(__always)
   func commitExclusive(_ position: UInt64, type: Int, count: Int) {
+    let (slot, lap) = writeMessageHeader(position, type: type, count: count)
+    csvc_store64_release(slot, Self.state(lap: lap, code: ChannelLayout.committed))
+    csvc_store64_relaxed(tailWord, position &+ 1)
+  }
+
+  /// Writes the type and length of the message at `position` (before its state is published);
+  /// returns its slot and lap.
+  @inline(__always)
+  private func writeMessageHeader(_ position: UInt64, type: Int, count: Int) -> (
+    UnsafeMutableRawPointer, UInt32
+  ) {
     let slot = slot(at: position)
-    let lap = lap(of: position)
     slot.storeBytes(of: Int64(type), toByteOffset: ChannelLayout.slotTypeOffset, as: Int64.self)
     slot.storeBytes(
       of: UInt32(truncatingIfNeeded: count), toByteOffset: ChannelLayout.slotLengthOffset,
       as: UInt32.self)
-    csvc_store64_release(slot, Self.state(lap: lap, code: ChannelLayout.committed))
-    csvc_store64_relaxed(tailWord, position &+ 1)
+    return (slot, lap(of: position))
   }
 
   /// Gives up the claimed `position`: the consumer skips it.

@@ -40,15 +40,7 @@ func chanThroughput(_ options: Options) throws {
   let elapsed = bench_now_ns() - start
   try child.join()
   cleanUp()
-  if single {
-    report(
-      "chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size,
-      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
-  } else {
-    report(
-      "chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size,
-      ["size": "\(size)", "pin": options.pin.rawValue])
-  }
+  reportChannel("chan_throughput", ops: n, nanoseconds: elapsed, bytesPerOp: size, options)
 }
 
 func chanThroughputChild(_ arguments: ChildArguments) throws {
@@ -105,15 +97,7 @@ func chanPingPong(_ options: Options) throws {
   let elapsed = bench_now_ns() - start
   try child.join()
   cleanUp()
-  if single {
-    report(
-      "chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true,
-      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
-  } else {
-    report(
-      "chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true,
-      ["size": "\(size)", "pin": options.pin.rawValue])
-  }
+  reportChannel("chan_pingpong", ops: n, nanoseconds: elapsed, roundTrip: true, options)
 }
 
 func chanPingPongChild(_ arguments: ChildArguments) throws {
@@ -161,13 +145,23 @@ func chanLocal(_ options: Options) throws {
   }
   let elapsed = bench_now_ns() - start
   cleanUp()
-  if single {
+  reportChannel("chan_local", ops: n, nanoseconds: elapsed, bytesPerOp: size, options)
+}
+
+/// A channel scenario's result line: size and pin, and `api=single` for a single-producer
+/// channel (the C side prints the same fields in the same order).
+private func reportChannel(
+  _ scenario: String, ops: Int, nanoseconds: Int64, bytesPerOp: Int? = nil,
+  roundTrip: Bool = false, _ options: Options
+) {
+  let size = "\(options.size ?? 64)"
+  if options.api == "single" {
     report(
-      "chan_local", ops: n, nanoseconds: elapsed, bytesPerOp: size,
-      ["size": "\(size)", "pin": options.pin.rawValue, "api": "single"])
+      scenario, ops: ops, nanoseconds: nanoseconds, bytesPerOp: bytesPerOp, roundTrip: roundTrip,
+      ["size": size, "pin": options.pin.rawValue, "api": "single"])
   } else {
     report(
-      "chan_local", ops: n, nanoseconds: elapsed, bytesPerOp: size,
-      ["size": "\(size)", "pin": options.pin.rawValue])
+      scenario, ops: ops, nanoseconds: nanoseconds, bytesPerOp: bytesPerOp, roundTrip: roundTrip,
+      ["size": size, "pin": options.pin.rawValue])
   }
 }

@@ -50,6 +50,28 @@ private func sharedChannel(capacity: Int, maxMessageSize: Int, mode: IPCPermissi
     key: .private, capacity: capacity, maxMessageSize: maxMessageSize, mode: mode)
 }
 
+/// Starts `count` producers of endless messages of up to 300 bytes on channel `channel` (ids 10,
+/// 11, …), one after another, and kills each 0–20 ms after it is ready, at a random instant of
+/// its work; `beforeEach` runs before each starts. Returns how many died of the kill.
+func killProducersAtRandomInstants(
+  channel: String, count: Int, beforeEach: () async throws -> Void = {}
+) async throws -> Int {
+  var generator = SystemRandomNumberGenerator()
+  var kills = 0
+  for victimIndex in 0..<count {
+    try await beforeEach()
+    let victim = try HelperProcess([
+      "chan-produce", channel, String(10 + victimIndex), "1000000", "300",
+    ])
+    try await victim.waitForLine("ready", "yes")
+    try await Task.sleep(for: .microseconds(Int.random(in: 0...20_000, using: &generator)))
+    victim.signal(SIGKILL)
+    let ended = try await victim.outcome()
+    if ended.status == 128 + SIGKILL { kills += 1 }
+  }
+  return kills
+}
+
 /// Adds up what the producers report and checks it against the consumer's tally.
 func expectExactlyOnce(
   producers: [HelperProcess.Outcome], consumer: HelperProcess.Outcome, perProducer: Int,
@@ -147,19 +169,7 @@ struct ChannelProcessTests {
       ])
     }
     try await waitUntil("the survivors registered") { try channel.producersAlive == 2 }
-    var generator = SystemRandomNumberGenerator()
-    var kills = 0
-    for victimIndex in 0..<12 {
-      let victim = try HelperProcess([
-        "chan-produce", id, String(10 + victimIndex), "1000000", "300",
-      ])
-      try await victim.waitForLine("ready", "yes")
-      try await Task.sleep(for: .microseconds(Int.random(in: 0...20_000, using: &generator)))
-      victim.signal(SIGKILL)
-      let ended = try await victim.outcome()
-      if ended.status == 128 + SIGKILL { kills += 1 }
-    }
-    #expect(kills == 12)
+    #expect(try await killProducersAtRandomInstants(channel: id, count: 12) == 12)
     try linger.setValue(0)
     var outcomes: [HelperProcess.Outcome] = []
     for survivor in survivors {
