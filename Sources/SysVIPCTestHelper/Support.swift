@@ -112,3 +112,32 @@ func symbolicLink(_ path: String) -> String? {
   guard count > 0 else { return nil }
   return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// The process that started this helper (the test process, or its launcher).
+private let originalParent = getppid()
+
+/// Ends this helper as soon as the process that started it has gone (it was reparented): a test
+/// run that crashes or is killed leaves no helper behind, blocked in a wait for ever. A thread
+/// looks every 100 ms (a parent-death signal would not do: Linux sends it when the *thread*
+/// that started the helper ends, and the tests start helpers from threads that end).
+func exitWhenOrphaned() {
+  _ = originalParent
+  #if canImport(Darwin)
+    var thread: pthread_t?
+  #else
+    var thread = pthread_t()
+  #endif
+  let started = pthread_create(
+    &thread, nil,
+    { _ in
+      while getppid() == originalParent { usleep(100_000) }
+      _exit(3)
+    }, nil)
+  if started == 0 {
+    #if canImport(Darwin)
+      pthread_detach(thread!)
+    #else
+      pthread_detach(thread)
+    #endif
+  }
+}

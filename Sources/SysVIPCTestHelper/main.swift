@@ -6,6 +6,7 @@
 //   --as-nobody        drop to uid/gid 65534 and prove it before doing anything else
 //   --sigusr1          count SIGUSR1 with a handler installed without SA_RESTART
 //   --sigusr1-restart  the same with SA_RESTART
+// A helper whose parent goes ends at once (exit status 3): a crashed test run leaves none behind.
 import SysVIPC
 
 #if canImport(Glibc)
@@ -17,6 +18,7 @@ import SysVIPC
 #endif
 
 var arguments = Array(CommandLine.arguments.dropFirst())
+exitWhenOrphaned()
 
 while let first = arguments.first, first.hasPrefix("--") {
   arguments.removeFirst()
