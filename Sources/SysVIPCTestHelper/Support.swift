@@ -42,14 +42,22 @@ func dropToNobody() {
 
 nonisolated(unsafe) var signalCount: Int32 = 0
 
+/// The handler's work: it keeps errno as it found it (the interrupted code may be about to read
+/// it), as a signal handler must.
+private func countSignal() {
+  let saved = errno
+  signalCount &+= 1
+  errno = saved
+}
+
 func installSignalCounter(restart: Bool) {
   var action = sigaction()
   #if canImport(Glibc)
-    action.__sigaction_handler.sa_handler = { _ in signalCount &+= 1 }
+    action.__sigaction_handler.sa_handler = { _ in countSignal() }
   #elseif canImport(Musl)
-    action.__sa_handler.sa_handler = { _ in signalCount &+= 1 }
+    action.__sa_handler.sa_handler = { _ in countSignal() }
   #else
-    action.__sigaction_u.__sa_handler = { _ in signalCount &+= 1 }
+    action.__sigaction_u.__sa_handler = { _ in countSignal() }
   #endif
   sigemptyset(&action.sa_mask)
   action.sa_flags = restart ? Int32(SA_RESTART) : 0
@@ -127,6 +135,13 @@ func exitWhenOrphaned() {
   #else
     var thread = pthread_t()
   #endif
+  // The watcher blocks every signal (it inherits this mask), so that the signals the tests send
+  // the helper are handled by its own threads, as before it existed.
+  var all = sigset_t()
+  var previous = sigset_t()
+  sigfillset(&all)
+  pthread_sigmask(SIG_SETMASK, &all, &previous)
+  defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
   let started = pthread_create(
     &thread, nil,
     { _ in
