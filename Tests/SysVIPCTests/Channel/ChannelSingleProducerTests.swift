@@ -174,6 +174,29 @@ struct ChannelSingleProducerTests {
     #expect(throws: IPCError.self) { try channel.receive(block: false) }
   }
 
+  /// A cancelled async send that waited for space gives the handle back: the next send on it
+  /// is not refused as "another send in progress", and the cancelled one sent nothing.
+  @Test func aCancelledSendGivesTheHandleBack() async throws {
+    let channel = try singleProducerChannel(capacity: 1, maxMessageSize: 16)
+    defer { try? channel.remove() }
+    try await channel.send([1])
+    let waiting = Task { try await channel.send([2]) }
+    try await waitUntil("the async send sleeps for space") {
+      aThreadWaits(in: "semtimedop", on: channel.semaphoreSetID)
+    }
+    waiting.cancel()
+    let outcome = await waiting.result
+    guard case .failure(let error) = outcome else {
+      Issue.record("a cancelled send completed")
+      return
+    }
+    #expect((error as? IPCError)?.isCancellation == true, "\(error)")
+    #expect(try await channel.receive().message == [1])
+    try await channel.send([3])
+    #expect(try await channel.receive().message == [3])
+    #expect(throws: IPCError.self) { try channel.receive(block: false) }
+  }
+
   /// `openOrCreate` finds a channel with the producer mode it asks for, or says otherwise; a
   /// header with a flag this library does not know is refused (Swift `.invalidArgument`, C
   /// `EPROTO`).
