@@ -435,11 +435,19 @@ static inline int svc__claim_any(svc_channel *c, uint64_t *pos) {
   return (c->flags & SVC_SINGLE_PRODUCER) ? svc__claim_single(c, pos) : svc__claim(c, pos);
 }
 
+/* Semaphore `index` from 0 to 1 with SEM_UNDO in one semop (no wait: EBUSY when it is not 0):
+ * the registration of the one consumer, and of a single producer. */
+static inline int svc__register_alone(const svc_channel *c, unsigned short index) {
+  struct sembuf ops[2] = {{index, 0, IPC_NOWAIT}, {index, 1, SEM_UNDO}};
+  if (semop(c->semid, ops, 2) == 0) return 0;
+  return errno == EAGAIN ? EBUSY : errno == EINVAL ? EIDRM : errno;
+}
+
 /* Registers this handle as a producer: +1 with SEM_UNDO; single producer: 0 -> 1 or EBUSY. */
 static inline int svc__become_producer(svc_channel *c) {
   if (c->flags & SVC_SINGLE_PRODUCER) {
-    struct sembuf ops[2] = {{SVC_SEM_PRODUCERS, 0, IPC_NOWAIT}, {SVC_SEM_PRODUCERS, 1, SEM_UNDO}};
-    if (semop(c->semid, ops, 2) != 0) return errno == EAGAIN ? EBUSY : errno == EINVAL ? EIDRM : errno;
+    int e = svc__register_alone(c, SVC_SEM_PRODUCERS);
+    if (e) return e;
     c->tail = __atomic_load_n(svc__u64(c, 64), __ATOMIC_ACQUIRE);
   } else {
     int e = svc__semop(c->semid, SVC_SEM_PRODUCERS, 1, SEM_UNDO, -1);
@@ -499,19 +507,17 @@ static inline int svc_commit(svc_channel *c, uint64_t pos, int64_t type, uint32_
   uint8_t *slot = svc__slot(c, pos);
   memcpy(slot + 8, &type, 8);
   memcpy(slot + 16, &len, 4);
+  uint64_t committed = (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED;
   if (c->flags & SVC_SINGLE_PRODUCER) {
-    __atomic_store_n((uint64_t *)slot, (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)slot, committed, __ATOMIC_RELEASE);
     __atomic_store_n(svc__u64(c, 64), pos + 1, __ATOMIC_RELAXED);
     c->tail = pos + 1;
-    svc__wake(c, 128, SVC_SEM_DATA);
-    return 0;
+  } else {
+    uint64_t expected = (uint64_t)svc__lap(c, pos) << 32 | c->pid;
+    if (!__atomic_compare_exchange_n((uint64_t *)slot, &expected, committed, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+      return EPROTO;
   }
-  uint64_t expected = (uint64_t)svc__lap(c, pos) << 32 | c->pid;
-  if (!__atomic_compare_exchange_n((uint64_t *)slot, &expected,
-                                   (uint64_t)svc__lap(c, pos) << 32 | SVC_COMMITTED, 0,
-                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    return EPROTO;
   svc__wake(c, 128, SVC_SEM_DATA);
   return 0;
 }
@@ -579,8 +585,8 @@ static inline int svc__poll(svc_channel *c, uint32_t *len, int64_t *type, uint32
 }
 
 static inline int svc__become_consumer(svc_channel *c) {
-  struct sembuf ops[2] = {{SVC_SEM_CONSUMER, 0, IPC_NOWAIT}, {SVC_SEM_CONSUMER, 1, SEM_UNDO}};
-  if (semop(c->semid, ops, 2) != 0) return errno == EAGAIN ? EBUSY : errno;
+  int e = svc__register_alone(c, SVC_SEM_CONSUMER);
+  if (e) return e;
   c->consumer = 1;
   c->head = __atomic_load_n(svc__u64(c, 192), __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < c->capacity; i++) {

@@ -73,10 +73,16 @@ func channelCommand(_ command: String, _ args: inout Arguments) throws {
     defer { buffer.deallocate() }
     report("ready", "yes")
     // --until P:N: until producer P's N messages have arrived (whatever came before them).
-    let until = args.option("until").map { $0.split(separator: ":").compactMap { Int($0) } }
+    let until = args.option("until").map { option -> (producer: UInt32, count: Int) in
+      let parts = option.split(separator: ":")
+      guard parts.count == 2, let producer = UInt32(parts[0]), let count = Int(parts[1]) else {
+        fail("--until \(option) is not PRODUCER:COUNT")
+      }
+      return (producer, count)
+    }
     while ends || until != nil || tally.received < expected {
       guard try receiveOne(channel, into: into ? buffer : nil, &tally) else { break }
-      if let until, until.count == 2, tally.counts[UInt32(until[0])] == until[1] { break }
+      if let until, tally.counts[until.producer] == until.count { break }
     }
     tally.report()
   case "chan-race":

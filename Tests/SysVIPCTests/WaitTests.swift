@@ -262,19 +262,13 @@ struct WaitTests {
     var (cancelled, timedOut) = (0, 0)
     for round in 0..<200 {
       let timeout: Duration? = round % 2 == 0 ? nil : .microseconds(Int.random(in: 1...1000))
-      let outcome = Outcome()
-      let task = Task {
-        do {
-          if onExecutor {
-            try await withTaskExecutorPreference(IPCWaitExecutor.shared) {
-              _ = try await queue.receive(type: 1, timeout: timeout)
-            }
-          } else {
+      let task = BoundedTask {
+        if onExecutor {
+          try await withTaskExecutorPreference(IPCWaitExecutor.shared) {
             _ = try await queue.receive(type: 1, timeout: timeout)
           }
-          outcome.set(nil)
-        } catch {
-          outcome.set(error)
+        } else {
+          _ = try await queue.receive(type: 1, timeout: timeout)
         }
       }
       let delay = Duration.microseconds(Int.random(in: 0...1000))
@@ -284,36 +278,22 @@ struct WaitTests {
         while clock.now < end {}
         task.cancel()
       }.value
-      try await waitUntil(
-        "wait \(round) (timeout \(String(describing: timeout))) ended", timeout: .seconds(20)
-      ) {
-        outcome.ended
-      }
-      switch outcome.error {
-      case nil:
+      let outcome = try await task.outcome(
+        "wait \(round) (timeout \(String(describing: timeout)))")
+      switch outcome {
+      case .success:
         Issue.record("wait \(round) received from a queue with no message of its type")
-      case let error as IPCError where error.isCancellation:
+      case .failure(let error as IPCError) where error.isCancellation:
         cancelled += 1
-      case let error as IPCError where timeout != nil && error.kind == .busy:
+      case .failure(let error as IPCError) where timeout != nil && error.kind == .busy:
         #expect(error.message.contains("timed out"), "\(error)")
         timedOut += 1
-      case let error?:
+      case .failure(let error):
         Issue.record("wait \(round): \(error)")
       }
     }
     #expect(cancelled >= 50, "cancelled \(cancelled), timed out \(timedOut)")
     #expect(try await queue.receive(block: false).message == Array("other".utf8))
-  }
-
-  /// How a wait of ``cancellationAtAnyInstantEndsEveryWait(onExecutor:)`` ended (under a pthread
-  /// mutex, which ThreadSanitizer sees).
-  private final class Outcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: (any Error)??
-
-    func set(_ error: (any Error)?) { lock.withLock { value = .some(error) } }
-    var ended: Bool { lock.withLock { value != nil } }
-    var error: (any Error)? { lock.withLock { value ?? nil } }
   }
 
   /// A timeout shorter than any wait still tries once: what is there is taken.

@@ -180,12 +180,12 @@ struct ChannelSingleProducerTests {
     let channel = try singleProducerChannel(capacity: 1, maxMessageSize: 16)
     defer { try? channel.remove() }
     try await channel.send([1])
-    let waiting = Task { try await channel.send([2]) }
+    let waiting = BoundedTask { try await channel.send([2]) }
     try await waitUntil("the async send sleeps for space") {
       aThreadWaits(in: "semtimedop", on: channel.semaphoreSetID)
     }
     waiting.cancel()
-    let outcome = await waiting.result
+    let outcome = try await waiting.outcome("the cancelled send")
     guard case .failure(let error) = outcome else {
       Issue.record("a cancelled send completed")
       return

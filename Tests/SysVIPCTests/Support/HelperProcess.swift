@@ -179,6 +179,39 @@ final class StartedThread<T: Sendable>: @unchecked Sendable {
   }
 }
 
+/// A task whose outcome a test polls with a bound: a wait that never ends fails the test after
+/// `timeout` instead of hanging it. The outcome is kept under a pthread mutex (NSLock), which
+/// ThreadSanitizer sees.
+final class BoundedTask<Success: Sendable>: Sendable {
+  private final class Box: @unchecked Sendable {
+    let lock = NSLock()
+    var outcome: Result<Success, any Error>?
+  }
+  private let box = Box()
+  private let task: Task<Void, Never>
+
+  init(_ body: @escaping @Sendable () async throws -> Success) {
+    let box = self.box
+    task = Task {
+      let outcome: Result<Success, any Error>
+      do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+      box.lock.withLock { box.outcome = outcome }
+    }
+  }
+
+  func cancel() { task.cancel() }
+
+  /// What the body returned or threw, once it has; `TimedOut` after `timeout`.
+  func outcome(_ what: String, timeout: Duration = .seconds(20)) async throws -> Result<
+    Success, any Error
+  > {
+    try await waitUntil("\(what) ended", timeout: timeout) {
+      box.lock.withLock { box.outcome != nil }
+    }
+    return box.lock.withLock { box.outcome! }
+  }
+}
+
 /// Whether this process runs as root: permission tests need it, to create objects that an
 /// unprivileged helper is then refused.
 var isRoot: Bool { geteuid() == 0 }
